@@ -1,0 +1,7 @@
+"""Every controller the app serves."""
+
+from app.api.routes.api_keys import APIKeyController
+from app.api.routes.health import HealthController
+from app.api.routes.users import UserController
+
+route_handlers = [HealthController, UserController, APIKeyController]

@@ -1,0 +1,1 @@
+"""Shared abstractions every domain builds on. Pure business logic: no Litestar, no Prefect."""

@@ -1,0 +1,28 @@
+"""The base every table inherits: a time-ordered UUID key and UTC timestamps."""
+
+from datetime import UTC, datetime
+from uuid import UUID
+
+from sqlmodel import Field, SQLModel
+from uuid_utils.compat import uuid7
+
+# Named constraints let later migrations (SQLite batch mode included) alter them by name.
+SQLModel.metadata.naming_convention = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class TableBase(SQLModel):
+    """Not a table itself. advanced-alchemy's mixins cannot be combined with SQLModel tables."""
+
+    id: UUID = Field(default_factory=uuid7, primary_key=True)
+    created_at: datetime = Field(default_factory=utcnow, index=True)
+    updated_at: datetime = Field(default_factory=utcnow, sa_column_kwargs={"onupdate": utcnow})

@@ -1,0 +1,44 @@
+"""Tables of the users domain. Table models do not validate: write through the schemas."""
+
+from datetime import datetime
+from uuid import UUID
+
+import sqlalchemy as sa
+from sqlmodel import Field, SQLModel
+
+from app.domains.base.authorization import Role
+from app.domains.base.models import TableBase
+
+
+class UserBase(SQLModel):
+    first_name: str | None = Field(default=None, max_length=100)
+    last_name: str | None = Field(default=None, max_length=100)
+    image_url: str | None = Field(default=None, max_length=2048)
+
+
+class User(UserBase, TableBase, table=True):
+    __tablename__ = "users"
+
+    # Nullable: phone and username sign-ups have no e-mail, and a tombstone keeps none.
+    # Stored lower-cased, so the unique index is case-insensitive.
+    email: str | None = Field(default=None, max_length=320, unique=True, index=True)
+    clerk_id: str | None = Field(default=None, max_length=64, unique=True, index=True)
+    role: Role = Field(default=Role.MEMBER, sa_type=sa.String(16))
+    is_active: bool = True
+    deleted_at: datetime | None = None
+
+
+class APIKeyBase(SQLModel):
+    name: str = Field(min_length=1, max_length=100)
+
+
+class APIKey(APIKeyBase, TableBase, table=True):
+    __tablename__ = "api_keys"
+
+    user_id: UUID = Field(foreign_key="users.id", ondelete="CASCADE", index=True)
+    prefix: str = Field(max_length=32, unique=True, index=True)
+    key_hash: str = Field(max_length=255)
+    scopes: list[str] = Field(default_factory=list, sa_type=sa.JSON)
+    expires_at: datetime | None = None
+    revoked_at: datetime | None = None
+    last_used_at: datetime | None = None

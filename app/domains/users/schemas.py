@@ -1,0 +1,71 @@
+"""What crosses the domain's boundary: create/update inputs and public views (never the tables)."""
+
+from datetime import datetime
+from typing import Self
+from uuid import UUID
+
+from pydantic import AwareDatetime, ConfigDict, EmailStr, model_validator
+from sqlmodel import Field
+
+from app.domains.base.authorization import Role
+from app.domains.users.authorization import Scope
+from app.domains.users.models import APIKeyBase, UserBase
+
+_FORBID_UNKNOWN = ConfigDict(extra="forbid")
+
+
+class UserCreate(UserBase):
+    model_config = _FORBID_UNKNOWN
+
+    email: EmailStr = Field(max_length=320)
+    role: Role = Role.MEMBER
+    is_active: bool = True
+
+
+class UserUpdate(UserBase):
+    """Only the fields present in the request change; `null` is refused where a value is required."""
+
+    model_config = _FORBID_UNKNOWN
+
+    email: EmailStr | None = Field(default=None, max_length=320)
+    role: Role | None = None
+    is_active: bool | None = None
+
+    @model_validator(mode="after")
+    def _required_fields_are_not_null(self) -> Self:
+        for name in ("email", "role", "is_active"):
+            if name in self.model_fields_set and getattr(self, name) is None:
+                raise ValueError(f"{name} cannot be null")
+        return self
+
+
+class UserPublic(UserBase):
+    id: UUID
+    email: str | None
+    clerk_id: str | None
+    role: Role
+    is_active: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+class APIKeyCreate(APIKeyBase):
+    model_config = _FORBID_UNKNOWN
+
+    scopes: list[Scope] | None = Field(default=None, description="Defaults to every scope of the creator")
+    expires_at: AwareDatetime | None = None
+
+
+class APIKeyPublic(APIKeyBase):
+    id: UUID
+    user_id: UUID
+    prefix: str
+    scopes: list[str]
+    expires_at: datetime | None
+    revoked_at: datetime | None
+    last_used_at: datetime | None
+    created_at: datetime
+
+
+class APIKeyCreated(APIKeyPublic):
+    key: str = Field(description="The full key. It is shown once, now, and never again.")

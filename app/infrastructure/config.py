@@ -1,0 +1,72 @@
+"""Application settings, read from the environment (and `.env`) by pydantic-settings.
+
+Guard rails: outside development the app refuses to start with settings that are only safe on a
+laptop (the embedded SQLite default, placeholder secrets, cheap password-hashing parameters).
+"""
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_DATABASE_URL = f"sqlite:///{PROJECT_ROOT / 'var' / 'app.db'}"
+
+# OWASP's minimum for argon2id: 19 MiB of memory and 2 iterations.
+MIN_ARGON2_MEMORY_COST_KIB = 19 * 1024
+MIN_ARGON2_TIME_COST = 2
+PLACEHOLDER_SECRETS = frozenset({"", "change-me", "changeme", "placeholder", "secret", "password", "postgres"})
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    environment: Literal["development", "staging", "production"] = "development"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    database_url: str = DEFAULT_DATABASE_URL
+    # Sync handlers run in a thread pool; every thread may hold one connection, so the pool is
+    # sized to the threads and never overflows (see docs/architecture.md).
+    worker_threads: int = Field(default=16, ge=1, le=256)
+    database_pool_size: int | None = Field(default=None, ge=1, le=256)  # default: worker_threads
+    database_pool_timeout: float = Field(default=30.0, gt=0)
+
+    argon2_time_cost: int = Field(default=3, ge=1)
+    argon2_memory_cost_kib: int = Field(default=64 * 1024, ge=8)
+
+    @property
+    def is_development(self) -> bool:
+        return self.environment == "development"
+
+    @property
+    def pool_size(self) -> int:
+        return self.database_pool_size or self.worker_threads
+
+    @model_validator(mode="after")
+    def _refuse_unsafe_settings(self) -> "Settings":
+        if self.pool_size < self.worker_threads:
+            raise ValueError("DATABASE_POOL_SIZE must be at least WORKER_THREADS (each thread may hold a connection)")
+        if self.is_development:
+            return self
+        problems = []
+        url = make_url(self.database_url)
+        if "database_url" not in self.model_fields_set:
+            problems.append("DATABASE_URL must be set explicitly (the default is a local SQLite file)")
+        elif url.password is not None and url.password.lower() in PLACEHOLDER_SECRETS:
+            problems.append("DATABASE_URL carries a placeholder password")
+        if self.argon2_time_cost < MIN_ARGON2_TIME_COST or self.argon2_memory_cost_kib < MIN_ARGON2_MEMORY_COST_KIB:
+            problems.append(
+                f"ARGON2_TIME_COST >= {MIN_ARGON2_TIME_COST} and "
+                f"ARGON2_MEMORY_COST_KIB >= {MIN_ARGON2_MEMORY_COST_KIB} are required"
+            )
+        if problems:
+            raise ValueError(f"unsafe settings for ENVIRONMENT={self.environment}: " + "; ".join(problems))
+        return self
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

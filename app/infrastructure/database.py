@@ -1,0 +1,53 @@
+"""Engine and session factory.
+
+One `Database` per process (the app, the CLI or a worker builds it from settings and disposes it).
+Sessions never autoflush surprises into other threads: a session is opened, used and closed by the
+code that needs it, and `expire_on_commit=False` keeps loaded rows readable after a commit.
+"""
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.infrastructure.config import Settings
+
+
+def build_engine(settings: Settings) -> Engine:
+    url = make_url(settings.database_url)
+    options: dict[str, Any] = {
+        "pool_size": settings.pool_size,
+        "max_overflow": 0,  # overflow connections churn under load; size the pool instead
+        "pool_timeout": settings.database_pool_timeout,
+    }
+    if url.get_backend_name() == "sqlite":
+        if url.database and url.database != ":memory:":
+            Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"check_same_thread": False}, **options)
+        event.listen(engine, "connect", _configure_sqlite)
+        return engine
+    connect_args = {"connect_timeout": 5} if url.get_backend_name() == "postgresql" else {}
+    return create_engine(url, pool_pre_ping=True, connect_args=connect_args, **options)
+
+
+def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.close()
+
+
+class Database:
+    def __init__(self, settings: Settings) -> None:
+        self.engine = build_engine(settings)
+        self.session_factory = sessionmaker(self.engine, expire_on_commit=False)
+
+    def session(self) -> Session:
+        """A new session; it checks out a connection only when first used."""
+        return self.session_factory()
+
+    def dispose(self) -> None:
+        self.engine.dispose()

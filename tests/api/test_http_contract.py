@@ -1,0 +1,51 @@
+"""What every client may rely on: problem details for errors, health probes, a valid OpenAPI."""
+
+from collections.abc import Callable
+
+from litestar.testing import TestClient
+from openapi_spec_validator import validate
+
+from app.api.main import create_app
+from tests.helpers import settings_for
+
+
+def test_malformed_json_and_wrong_shapes_are_400_problems(client: TestClient, as_user: Callable) -> None:
+    _, headers = as_user()
+    for body in (b"{not json", b"", b"[1, 2]", b"\xff\xfe", b'"just a string"'):
+        response = client.patch("/api/users/me", headers={**headers, "content-type": "application/json"}, content=body)
+        assert response.status_code == 400, body
+        assert response.headers["content-type"].startswith("application/problem+json")
+        assert set(response.json()) >= {"type", "title", "status", "detail"}
+
+
+def test_unknown_routes_and_methods_are_problems(client: TestClient) -> None:
+    assert client.get("/nope").status_code == 404
+    response = client.put("/health")
+    assert response.status_code == 405
+    assert response.headers["content-type"].startswith("application/problem+json")
+
+
+def test_liveness_and_readiness(client: TestClient) -> None:
+    assert client.get("/health").json() == {"status": "ok"}
+    assert client.get("/health/ready").json() == {"status": "ready"}
+
+
+def test_readiness_is_503_with_a_reason_when_the_database_is_unreachable() -> None:
+    unreachable = settings_for("postgresql+psycopg2://nobody@127.0.0.1:1/none")
+    with TestClient(create_app(unreachable)) as client:
+        assert client.get("/health").status_code == 200  # liveness does not touch the database
+        response = client.get("/health/ready")
+    assert response.status_code == 503
+    assert response.json()["detail"] == "database unreachable: OperationalError"
+
+
+def test_openapi_is_valid_and_every_operation_has_an_explicit_id(client: TestClient) -> None:
+    response = client.get("/schema/openapi.json")
+    assert response.status_code == 200
+    spec = response.json()
+    validate(spec)
+    operations = [op for path in spec["paths"].values() for op in path.values() if isinstance(op, dict)]
+    ids = [op["operationId"] for op in operations]
+    assert len(ids) == len(set(ids)) == 12
+    assert all(op_id[0].islower() and "_" not in op_id for op_id in ids), ids
+    assert spec["components"]["securitySchemes"]["ApiKey"] == {"type": "apiKey", "name": "X-API-Key", "in": "header"}

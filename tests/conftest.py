@@ -1,0 +1,158 @@
+"""Test harness: every test runs against real databases (SQLite always; PostgreSQL when
+TEST_POSTGRES_URL is set), migrated with Alembic, and starts from empty tables."""
+
+import os
+from collections.abc import Callable, Iterator
+
+import pytest
+from alembic import command
+from litestar import Litestar
+from litestar.testing import TestClient
+from sqlalchemy import delete, text
+from sqlalchemy.orm import Session
+
+from app.api.main import create_app
+from app.domains.base.authorization import AuthMethod, AuthorizationContext, Role
+from app.domains.users.authorization import ALL_SCOPES, Scope
+from app.domains.users.factory import UserFactory
+from app.domains.users.models import User
+from app.domains.users.schemas import APIKeyCreate
+from app.domains.users.service import APIKeyService
+from app.infrastructure.config import Settings
+from app.infrastructure.database import Database
+from app.infrastructure.security import APIKeyHasher
+from app.models import metadata
+from tests.helpers import CHEAP_ARGON2, alembic_config, settings_for
+
+POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL")
+BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgresql)]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "postgresql: runs against TEST_POSTGRES_URL")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    if POSTGRES_URL:
+        return
+    skip = pytest.mark.skip(reason="TEST_POSTGRES_URL is not set")
+    for item in items:
+        if "postgresql" in item.keywords:
+            item.add_marker(skip)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """In CI the PostgreSQL half is not optional: no PostgreSQL test run means a red build."""
+    if os.environ.get("CI") and exitstatus == 0:
+        ran = getattr(session.config, "_postgresql_tests_passed", 0)
+        if not POSTGRES_URL or ran == 0:
+            print("\nCI: the PostgreSQL run did not happen (set TEST_POSTGRES_URL)")
+            session.exitstatus = 1
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
+    report = yield
+    if report.when == "call" and report.passed and "postgresql" in item.keywords:
+        item.config._postgresql_tests_passed = getattr(item.config, "_postgresql_tests_passed", 0) + 1
+    return report
+
+
+def _reset_postgres(url: str) -> None:
+    database = Database(settings_for(url))
+    with database.engine.begin() as connection:
+        connection.execute(text("DROP SCHEMA public CASCADE"))
+        connection.execute(text("CREATE SCHEMA public"))
+    database.dispose()
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def settings(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """Settings for an empty database of this backend, migrated to head."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'test.db'}"
+    else:
+        url = POSTGRES_URL
+        _reset_postgres(url)
+    settings = settings_for(url)
+    database = Database(settings)
+    with database.engine.begin() as connection:
+        command.upgrade(alembic_config(connection), "head")
+    database.dispose()
+    return settings
+
+
+@pytest.fixture(scope="session")
+def database(settings: Settings) -> Iterator[Database]:
+    database = Database(settings)
+    yield database
+    database.dispose()
+
+
+@pytest.fixture(autouse=True)
+def _empty_tables(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Each test that uses a database starts from empty tables (and leaves them empty)."""
+    yield
+    if "database" in request.fixturenames:
+        database: Database = request.getfixturevalue("database")
+        with database.engine.begin() as connection:
+            for table in reversed(metadata.sorted_tables):
+                connection.execute(delete(table))
+
+
+@pytest.fixture
+def session(database: Database) -> Iterator[Session]:
+    with database.session() as session:
+        yield session
+
+
+@pytest.fixture(scope="session")
+def hasher() -> APIKeyHasher:
+    return APIKeyHasher(CHEAP_ARGON2["argon2_time_cost"], CHEAP_ARGON2["argon2_memory_cost_kib"])
+
+
+@pytest.fixture
+def make_user(session: Session) -> Callable[..., User]:
+    def make(**fields: object) -> User:
+        user = UserFactory.build(**fields)
+        session.add(user)
+        session.commit()
+        return user
+
+    return make
+
+
+@pytest.fixture
+def make_api_key(database: Database, hasher: APIKeyHasher) -> Callable[..., str]:
+    """Mint a key for a user directly (no login dance); returns the full key."""
+
+    def make(user: User, scopes: list[Scope] | None = None, **fields: object) -> str:
+        owner = AuthorizationContext(user.id, Role(user.role), ALL_SCOPES, AuthMethod.SYSTEM)
+        with database.session() as session:
+            service = APIKeyService(session, hasher=hasher, auto_commit=True)
+            _, key = service.issue(owner, APIKeyCreate(name="test key", scopes=scopes, **fields))
+        return key
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def app(database: Database, settings: Settings) -> Litestar:
+    return create_app(settings)
+
+
+@pytest.fixture
+def client(app: Litestar) -> Iterator[TestClient]:
+    with TestClient(app) as client:
+        yield client
+
+
+@pytest.fixture
+def as_user(make_user: Callable[..., User], make_api_key: Callable[..., str]) -> Callable[..., tuple[User, dict]]:
+    """A stored user and the headers that authenticate as it."""
+
+    def make(role: Role = Role.MEMBER, scopes: list[Scope] | None = None, **fields: object) -> tuple[User, dict]:
+        user = make_user(role=role, **fields)
+        return user, {"X-API-Key": make_api_key(user, scopes)}
+
+    return make

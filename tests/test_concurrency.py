@@ -1,0 +1,105 @@
+"""Under far more concurrent requests than pooled connections, a live server never deadlocks.
+
+Sync handlers run in a thread pool; a connection held across a hop between the event loop and that
+pool can starve it (see docs/architecture.md). Only a real server under real concurrency shows it.
+"""
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+
+import httpx
+import pytest
+from sqlalchemy import text
+
+from app.infrastructure.config import Settings
+from app.infrastructure.database import Database
+from tests.helpers import CHEAP_ARGON2, backend_name
+
+THREADS = 4  # a small pool makes starvation easy to hit
+ME_REQUESTS, LIST_REQUESTS = 250, 50
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def live_server(settings: Settings, tmp_path) -> Iterator[str]:
+    port = _free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": settings.database_url,
+        "WORKER_THREADS": str(THREADS),
+        "DATABASE_POOL_SIZE": str(THREADS),
+        "DATABASE_POOL_TIMEOUT": "30",
+        "LOG_LEVEL": "WARNING",
+        **{name.upper(): str(value) for name, value in CHEAP_ARGON2.items()},
+    }
+    command = [sys.executable, "-m", "uvicorn", "--factory", "app.api.main:create_app", "--port", str(port)]
+    server = subprocess.Popen([*command, "--no-access-log"], env=env, cwd=tmp_path)
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{base_url}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert server.poll() is None, "the server exited"
+            assert time.monotonic() < deadline, "the server did not start"
+            time.sleep(0.1)
+        yield base_url
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:  # a server stuck in a deadlock ignores SIGTERM
+            server.kill()
+            server.wait()
+
+
+async def _burst(base_url: str, headers: dict[str, str]) -> tuple[Counter, float]:
+    limits = httpx.Limits(max_connections=ME_REQUESTS + LIST_REQUESTS)
+    async with httpx.AsyncClient(base_url=base_url, headers=headers, limits=limits, timeout=60) as client:
+
+        async def status(path: str) -> int | str:
+            try:
+                return (await client.get(path)).status_code
+            except httpx.HTTPError as error:
+                return type(error).__name__
+
+        started = time.perf_counter()
+        paths = ["/api/users/me"] * ME_REQUESTS + ["/api/users?limit=5"] * LIST_REQUESTS
+        statuses = await asyncio.gather(*(status(path) for path in paths))
+        return Counter(statuses), time.perf_counter() - started
+
+
+def test_concurrent_authenticated_requests_all_succeed(live_server: str, settings: Settings, as_user: Callable) -> None:
+    _, headers = as_user()
+    statuses, elapsed = asyncio.run(_burst(live_server, headers))
+    total = ME_REQUESTS + LIST_REQUESTS
+    print(
+        f"\n{backend_name(settings)}: {total} concurrent requests on {THREADS} threads/connections in {elapsed:.2f} s"
+    )
+    assert statuses == Counter({200: total})
+
+    if backend_name(settings) == "postgresql":
+        database = Database(settings)
+        with database.engine.connect() as connection:
+            stuck = connection.scalar(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND state = 'idle in transaction'"
+                )
+            )
+        database.dispose()
+        assert stuck == 0

@@ -1,0 +1,70 @@
+"""Settings: embedded default, guard rails outside development, and .env.example in sync."""
+
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from app.infrastructure.config import DEFAULT_DATABASE_URL, PROJECT_ROOT, Settings
+
+SAFE_PRODUCTION = {
+    "environment": "production",
+    "database_url": "postgresql+psycopg2://app:s3cure-pa55@db:5432/app",
+}
+
+
+def test_defaults_need_no_configuration() -> None:
+    settings = Settings(_env_file=None)
+    assert settings.environment == "development"
+    assert settings.database_url == DEFAULT_DATABASE_URL
+    assert DEFAULT_DATABASE_URL.startswith("sqlite:///")
+    assert Path(DEFAULT_DATABASE_URL.removeprefix("sqlite:///")).parent == PROJECT_ROOT / "var"
+    assert settings.pool_size == settings.worker_threads
+
+
+def test_production_accepts_explicit_safe_settings() -> None:
+    settings = Settings(_env_file=None, **SAFE_PRODUCTION)
+    assert settings.environment == "production"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"database_url": None}, "DATABASE_URL must be set explicitly"),
+        ({"database_url": "postgresql+psycopg2://app:change-me@db/app"}, "placeholder password"),
+        ({"database_url": "postgresql+psycopg2://postgres:postgres@db/app"}, "placeholder password"),
+        ({"argon2_time_cost": 1}, "ARGON2_TIME_COST"),
+        ({"argon2_memory_cost_kib": 1024}, "ARGON2_MEMORY_COST_KIB"),
+        ({"environment": "staging", "argon2_memory_cost_kib": 1024}, "ENVIRONMENT=staging"),
+    ],
+)
+def test_outside_development_unsafe_settings_refuse_to_start(overrides: dict, message: str) -> None:
+    values = {**SAFE_PRODUCTION, **overrides}
+    if values["database_url"] is None:
+        del values["database_url"]
+    with pytest.raises(ValidationError, match=message):
+        Settings(_env_file=None, **values)
+
+
+def test_pool_smaller_than_the_thread_pool_is_refused_everywhere() -> None:
+    with pytest.raises(ValidationError, match="DATABASE_POOL_SIZE must be at least WORKER_THREADS"):
+        Settings(_env_file=None, worker_threads=8, database_pool_size=4)
+
+
+def test_settings_are_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WORKER_THREADS", "7")
+    monkeypatch.setenv("LOG_LEVEL", "DEBUG")
+    settings = Settings(_env_file=None)
+    assert (settings.worker_threads, settings.pool_size, settings.log_level) == (7, 7, "DEBUG")
+
+
+def test_env_example_lists_exactly_the_settings_that_exist() -> None:
+    lines = (PROJECT_ROOT / ".env.example").read_text().splitlines()
+    listed = [line.split("=", 1)[0] for line in lines if line and not line.startswith("#")]
+    assert len(listed) == len(set(listed)), "a setting is listed twice"
+    assert set(listed) == {name.upper() for name in Settings.model_fields}
+
+
+def test_env_example_values_are_valid_settings() -> None:
+    settings = Settings(_env_file=PROJECT_ROOT / ".env.example")
+    assert settings.environment == "development"
