@@ -6,7 +6,8 @@ from datetime import datetime
 
 from litestar import Request
 from litestar.datastructures import State
-from litestar.di import Provide
+from litestar.di import NamedDependency, Provide
+from litestar.params import FromQuery
 from sqlalchemy.orm import Session
 
 from app.domains.base.authorization import AuthorizationContext
@@ -29,13 +30,13 @@ async def provide_auth(request: Request) -> AuthorizationContext:
 
 
 async def provide_list_params(
-    limit: int = 20,
-    offset: int = 0,
-    search: str | None = None,
-    order_by: str = "created_at",
-    sort_order: str = "desc",
-    created_after: datetime | None = None,
-    created_before: datetime | None = None,
+    limit: FromQuery[int] = 20,
+    offset: FromQuery[int] = 0,
+    search: FromQuery[str | None] = None,
+    order_by: FromQuery[str] = "created_at",
+    sort_order: FromQuery[str] = "desc",
+    created_after: FromQuery[datetime | None] = None,
+    created_before: FromQuery[datetime | None] = None,
 ) -> ListParams:
     """Pagination, search, sort and created_at range; validated by the domain's `ListParams`."""
     return ListParams.model_validate(
@@ -51,11 +52,11 @@ async def provide_list_params(
     )
 
 
-async def provide_users_service(db_session: Session) -> UserService:
+async def provide_users_service(db_session: NamedDependency[Session]) -> UserService:
     return UserService(db_session, auto_commit=True)
 
 
-async def provide_api_keys_service(db_session: Session, state: State) -> APIKeyService:
+async def provide_api_keys_service(db_session: NamedDependency[Session], state: State) -> APIKeyService:
     return APIKeyService(db_session, hasher=state.api_key_hasher, auto_commit=True)
 
 

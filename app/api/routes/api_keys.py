@@ -4,7 +4,8 @@ from uuid import UUID
 
 from advanced_alchemy.service import OffsetPagination
 from litestar import Controller, delete, get, post
-from litestar.di import Provide
+from litestar.di import NamedDependency, Provide
+from litestar.params import FromPath, JSONBody
 
 from app.api.dependencies import provide_api_keys_service
 from app.api.guards import requires_scope
@@ -25,17 +26,30 @@ class APIKeyController(Controller):
 
     @get("/", operation_id="listApiKeys", guards=[can_read], sync_to_thread=True)
     def list_keys(
-        self, api_keys: APIKeyService, auth: AuthorizationContext, list_params: ListParams
+        self,
+        api_keys: NamedDependency[APIKeyService],
+        auth: NamedDependency[AuthorizationContext],
+        list_params: NamedDependency[ListParams],
     ) -> OffsetPagination[APIKeyPublic]:
         items, total = api_keys.list_visible(auth, list_params)
         return api_keys.to_schema(items, total, list_params.to_filters(), schema_type=APIKeyPublic)
 
     @post("/", operation_id="createApiKey", guards=[can_write], sync_to_thread=True)
-    def create_key(self, api_keys: APIKeyService, auth: AuthorizationContext, data: APIKeyCreate) -> APIKeyCreated:
+    def create_key(
+        self,
+        api_keys: NamedDependency[APIKeyService],
+        auth: NamedDependency[AuthorizationContext],
+        data: JSONBody[APIKeyCreate],
+    ) -> APIKeyCreated:
         """The response holds the full key: the only time it is ever shown."""
         row, key = api_keys.issue(auth, data)
         return APIKeyCreated(**api_keys.to_schema(row, schema_type=APIKeyPublic).model_dump(), key=key)
 
     @delete("/{key_id:uuid}", operation_id="revokeApiKey", guards=[can_write], sync_to_thread=True)
-    def revoke_key(self, api_keys: APIKeyService, auth: AuthorizationContext, key_id: UUID) -> None:
+    def revoke_key(
+        self,
+        api_keys: NamedDependency[APIKeyService],
+        auth: NamedDependency[AuthorizationContext],
+        key_id: FromPath[UUID],
+    ) -> None:
         api_keys.revoke_visible(auth, key_id)
