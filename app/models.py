@@ -4,7 +4,8 @@
 from sqlmodel import SQLModel
 
 from app.domains.users.models import APIKey, User
+from app.domains.webhooks.models import WebhookEvent
 
 metadata = SQLModel.metadata
 
-__all__ = ("APIKey", "User", "metadata")
+__all__ = ("APIKey", "User", "WebhookEvent", "metadata")

@@ -68,3 +68,32 @@ def test_env_example_lists_exactly_the_settings_that_exist() -> None:
 def test_env_example_values_are_valid_settings() -> None:
     settings = Settings(_env_file=PROJECT_ROOT / ".env.example")
     assert settings.environment == "development"
+
+
+def test_clerk_settings_are_parsed_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CLERK_ISSUER", "https://clerk.example.com")
+    monkeypatch.setenv("CLERK_AUTHORIZED_PARTIES", "https://app.example.com/, http://localhost:3000")
+    monkeypatch.setenv("CLERK_JWT_KEY", "")
+    settings = Settings(_env_file=None)
+    assert settings.clerk_authorized_parties == ["https://app.example.com", "http://localhost:3000"]
+    assert settings.clerk_jwt_key is None
+    assert settings.clerk_jwks_endpoint == "https://clerk.example.com/.well-known/jwks.json"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"clerk_issuer": "http://clerk.example.com", "clerk_authorized_parties": ["https://a.b"]}, "https://"),
+        ({"clerk_issuer": "https://clerk.example.com"}, "CLERK_AUTHORIZED_PARTIES"),
+    ],
+)
+def test_outside_development_clerk_settings_must_be_real(overrides: dict, message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        Settings(_env_file=None, **SAFE_PRODUCTION, **overrides)
+    Settings(_env_file=None, **overrides)  # development tolerates them
+
+
+@pytest.mark.parametrize("secret", ["change-me", "whsec_changeme", "whsec_", "whsec_not*base64", "whsec_c2hvcnQ="])
+def test_a_webhook_secret_that_cannot_verify_anything_is_refused_everywhere(secret: str) -> None:
+    with pytest.raises(ValidationError, match="whsec_"):
+        Settings(_env_file=None, clerk_webhook_signing_secret=secret)

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from app.domains.base.authorization import AuthorizationContext
 from app.domains.base.filters import ListParams
+from app.domains.users.clerk import ClerkSync
 from app.domains.users.service import APIKeyService, UserService
 
 
@@ -58,6 +59,10 @@ async def provide_users_service(db_session: NamedDependency[Session]) -> UserSer
 
 async def provide_api_keys_service(db_session: NamedDependency[Session], state: State) -> APIKeyService:
     return APIKeyService(db_session, hasher=state.api_key_hasher, auto_commit=True)
+
+
+async def provide_clerk_sync(db_session: NamedDependency[Session]) -> ClerkSync:
+    return ClerkSync(db_session, auto_commit=True)
 
 
 app_dependencies = {

@@ -15,15 +15,18 @@ from app.domains.base.exceptions import (
     ConflictError,
     DomainError,
     DomainValidationError,
+    MalformedInputError,
     NotFoundError,
     PermissionDeniedError,
 )
+from app.infrastructure.svix import WebhookRejected
 
 logger = logging.getLogger(__name__)
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 
 DOMAIN_ERROR_STATUS: dict[type[DomainError], int] = {
+    MalformedInputError: 400,
     AuthenticationError: 401,
     PermissionDeniedError: 403,
     NotFoundError: 404,
@@ -39,8 +42,13 @@ def problem(status: int, detail: str, headers: dict[str, str] | None = None, **e
 
 def _domain_error(_: Request, exc: DomainError) -> Response[dict[str, Any]]:
     status = next(code for kind, code in DOMAIN_ERROR_STATUS.items() if isinstance(exc, kind))
-    headers = {"WWW-Authenticate": "ApiKey"} if status == 401 else None
+    headers = {"WWW-Authenticate": 'Bearer, ApiKey realm="X-API-Key"'} if status == 401 else None
     return problem(status, exc.detail, headers=headers, **exc.extra)
+
+
+def _webhook_rejected(_: Request, exc: WebhookRejected) -> Response[dict[str, Any]]:
+    status = 503 if exc.reason == "disabled" else 400 if exc.malformed else 401
+    return problem(status, exc.detail, reason=exc.reason)
 
 
 def _request_validation_error(_: Request, exc: ValidationException) -> Response[dict[str, Any]]:
@@ -68,6 +76,7 @@ def _unexpected_error(request: Request, exc: Exception) -> Response[dict[str, An
 
 exception_handlers: ExceptionHandlersMap = {
     DomainError: _domain_error,
+    WebhookRejected: _webhook_rejected,
     ValidationException: _request_validation_error,
     pydantic.ValidationError: _pydantic_validation_error,
     HTTPException: _http_error,

@@ -14,9 +14,27 @@ from app.api.auth import API_KEY_HEADER, AuthenticationMiddleware
 from app.api.dependencies import app_dependencies
 from app.api.exceptions import exception_handlers
 from app.api.router import route_handlers
+from app.infrastructure.clerk import ClerkTokenVerifier
 from app.infrastructure.config import Settings, get_settings
 from app.infrastructure.database import Database
 from app.infrastructure.security import APIKeyHasher
+from app.infrastructure.svix import SvixVerifier
+
+
+def clerk_verifier(settings: Settings) -> ClerkTokenVerifier | None:
+    if not settings.clerk_issuer:
+        return None
+    return ClerkTokenVerifier(
+        settings.clerk_issuer,
+        settings.clerk_authorized_parties,
+        pem_key=settings.clerk_jwt_key,
+        jwks_url=settings.clerk_jwks_endpoint,
+    )
+
+
+def svix_verifier(settings: Settings) -> SvixVerifier | None:
+    secret = settings.clerk_webhook_signing_secret
+    return SvixVerifier(secret.get_secret_value()) if secret else None
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
@@ -40,6 +58,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 "settings": settings,
                 "database": database,
                 "api_key_hasher": APIKeyHasher(settings.argon2_time_cost, settings.argon2_memory_cost_kib),
+                "clerk_verifier": clerk_verifier(settings),
+                "svix_verifier": svix_verifier(settings),
             }
         ),
         openapi_config=OpenAPIConfig(
@@ -48,10 +68,11 @@ def create_app(settings: Settings | None = None) -> Litestar:
             path="/schema",
             components=Components(
                 security_schemes={
-                    "ApiKey": SecurityScheme(type="apiKey", name=API_KEY_HEADER, security_scheme_in="header")
+                    "ApiKey": SecurityScheme(type="apiKey", name=API_KEY_HEADER, security_scheme_in="header"),
+                    "ClerkSession": SecurityScheme(type="http", scheme="bearer", bearer_format="JWT"),
                 }
             ),
-            security=[{"ApiKey": []}],
+            security=[{"ApiKey": []}, {"ClerkSession": []}],
         ),
         logging_config=LoggingConfig(root={"level": settings.log_level, "handlers": ["queue_listener"]}),
         debug=False,

@@ -3,5 +3,6 @@
 from app.api.routes.api_keys import APIKeyController
 from app.api.routes.health import HealthController
 from app.api.routes.users import UserController
+from app.api.routes.webhooks import WebhookController
 
-route_handlers = [HealthController, UserController, APIKeyController]
+route_handlers = [HealthController, UserController, APIKeyController, WebhookController]

@@ -4,12 +4,14 @@ Guard rails: outside development the app refuses to start with settings that are
 laptop (the embedded SQLite default, placeholder secrets, cheap password-hashing parameters).
 """
 
+import base64
+import binascii
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -37,6 +39,45 @@ class Settings(BaseSettings):
     argon2_time_cost: int = Field(default=3, ge=1)
     argon2_memory_cost_kib: int = Field(default=64 * 1024, ge=8)
 
+    # Clerk. Session tokens are accepted only when CLERK_ISSUER is set; the key is CLERK_JWT_KEY
+    # (PEM, no network) or else the JWKS at CLERK_JWKS_URL (default: <issuer>/.well-known/jwks.json).
+    clerk_issuer: str | None = None
+    clerk_jwt_key: str | None = None
+    clerk_jwks_url: str | None = None
+    clerk_authorized_parties: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    clerk_webhook_signing_secret: SecretStr | None = None
+
+    @field_validator("clerk_authorized_parties", mode="before")
+    @classmethod
+    def _split_commas(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [party.strip().rstrip("/") for party in value.split(",") if party.strip()]
+        return value
+
+    @field_validator("clerk_issuer", "clerk_jwt_key", "clerk_jwks_url", "clerk_webhook_signing_secret", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("clerk_webhook_signing_secret")
+    @classmethod
+    def _whsec_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            secret = value.get_secret_value()
+            try:
+                valid = secret.startswith("whsec_") and len(base64.b64decode(secret[6:], validate=True)) >= 16
+            except binascii.Error:
+                valid = False
+            if not valid:
+                raise ValueError("CLERK_WEBHOOK_SIGNING_SECRET must be the whsec_... secret of the Clerk endpoint")
+        return value
+
+    @property
+    def clerk_jwks_endpoint(self) -> str | None:
+        if self.clerk_jwks_url:
+            return self.clerk_jwks_url
+        return f"{self.clerk_issuer.rstrip('/')}/.well-known/jwks.json" if self.clerk_issuer else None
+
     @property
     def is_development(self) -> bool:
         return self.environment == "development"
@@ -62,9 +103,19 @@ class Settings(BaseSettings):
                 f"ARGON2_TIME_COST >= {MIN_ARGON2_TIME_COST} and "
                 f"ARGON2_MEMORY_COST_KIB >= {MIN_ARGON2_MEMORY_COST_KIB} are required"
             )
+        problems.extend(self._clerk_problems())
         if problems:
             raise ValueError(f"unsafe settings for ENVIRONMENT={self.environment}: " + "; ".join(problems))
         return self
+
+    def _clerk_problems(self) -> list[str]:
+        problems = []
+        if self.clerk_issuer:
+            if not self.clerk_issuer.startswith("https://"):
+                problems.append("CLERK_ISSUER must be an https:// URL")
+            if not self.clerk_authorized_parties:
+                problems.append("CLERK_AUTHORIZED_PARTIES must list the origins allowed to use session tokens")
+        return problems
 
 
 @lru_cache

@@ -46,6 +46,8 @@ def test_openapi_is_valid_and_every_operation_has_an_explicit_id(client: TestCli
     validate(spec)
     operations = [op for path in spec["paths"].values() for op in path.values() if isinstance(op, dict)]
     ids = [op["operationId"] for op in operations]
-    assert len(ids) == len(set(ids)) == 12
+    assert len(ids) == len(set(ids)) == 13
     assert all(op_id[0].islower() and "_" not in op_id for op_id in ids), ids
-    assert spec["components"]["securitySchemes"]["ApiKey"] == {"type": "apiKey", "name": "X-API-Key", "in": "header"}
+    schemes = spec["components"]["securitySchemes"]
+    assert schemes["ApiKey"] == {"type": "apiKey", "name": "X-API-Key", "in": "header"}
+    assert schemes["ClerkSession"] == {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}

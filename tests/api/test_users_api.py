@@ -30,7 +30,7 @@ def test_requests_without_valid_credentials_are_401(client: TestClient, as_user:
         assert response.status_code == 401
         assert response.headers["content-type"].startswith("application/problem+json")
         assert response.json()["status"] == 401
-        assert response.headers["www-authenticate"] == "ApiKey"
+        assert response.headers["www-authenticate"] == 'Bearer, ApiKey realm="X-API-Key"'
 
 
 def test_patch_me_changes_only_the_fields_sent(client: TestClient, as_user: Callable) -> None:

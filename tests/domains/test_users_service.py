@@ -40,9 +40,16 @@ def test_create_stores_a_lower_cased_email_with_a_time_ordered_id(users: UserSer
 
 def test_duplicate_email_in_any_letter_case_is_a_conflict(users: UserService) -> None:
     users.create_user(SYSTEM, UserCreate(email="dup@example.com"))
-    with pytest.raises(ConflictError, match="already exists"):
+    with pytest.raises(ConflictError, match="a user with this e-mail already exists"):
         users.create_user(SYSTEM, UserCreate(email="DUP@Example.com"))
+    users.session.rollback()  # the caller owns the transaction
     assert users.count() == 1
+
+
+def test_duplicate_clerk_id_is_a_conflict_that_says_so(users: UserService) -> None:
+    users.create_user(SYSTEM, UserCreate(email="one@example.com", clerk_id="user_1"))
+    with pytest.raises(ConflictError, match="a user with this Clerk id already exists"):
+        users.create_user(SYSTEM, UserCreate(email="two@example.com", clerk_id="user_1"))
 
 
 def test_only_admins_create_users(users: UserService, make_user: Callable[..., User]) -> None:
@@ -100,9 +107,11 @@ def test_update_to_a_taken_email_is_a_conflict_and_changes_nothing(
     users: UserService, make_user: Callable[..., User]
 ) -> None:
     taken, user = make_user(), make_user()
+    email = user.email
     with pytest.raises(ConflictError):
         users.update_visible(actor(user), user.id, UserUpdate(email=taken.email.upper()))
-    assert users.get(user.id).email == user.email
+    users.session.rollback()
+    assert users.get(user.id).email == email
 
 
 @pytest.mark.parametrize(

@@ -70,3 +70,11 @@ class OwnedByActor:
         if context.user_id is None:
             return false()
         return owner_column == context.user_id
+
+
+@dataclass(frozen=True, slots=True)
+class AdminsOnly:
+    """Admins see every row; no one else sees any."""
+
+    def row_filter(self, context: AuthorizationContext, model: type[Any]) -> ColumnElement[bool] | None:
+        return None if context.is_admin else false()

@@ -12,6 +12,10 @@ class DomainError(Exception):
         self.extra = extra
 
 
+class MalformedInputError(DomainError):
+    """Input that is not even of the expected shape."""
+
+
 class NotFoundError(DomainError):
     """The row does not exist, or the actor may not know that it exists."""
 

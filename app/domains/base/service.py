@@ -29,7 +29,8 @@ class Service(SQLAlchemySyncRepositoryService[ModelT, Repository[ModelT]], Gener
     scope_strategy: ClassVar[ScopeStrategy]
     sortable_fields: ClassVar[frozenset[str]] = frozenset({"created_at", "updated_at"})
     search_fields: ClassVar[frozenset[str]] = frozenset()
-    conflict_message: ClassVar[str] = "the change conflicts with an existing row"
+    # Which unique column a violation names (in the driver's message) -> what to tell the caller.
+    conflict_messages: ClassVar[dict[str, str]] = {}
 
     def __init__(self, session: Session, **kwargs: Any) -> None:
         kwargs.setdefault("auto_refresh", False)  # every default is set in Python: no reload needed
@@ -102,11 +103,16 @@ class Service(SQLAlchemySyncRepositoryService[ModelT, Repository[ModelT]], Gener
 
         advanced-alchemy wraps every statement error (an unreachable database, a missing table...)
         in its IntegrityError; only a real integrity violation from the database is a conflict.
+        The transaction is the caller's: it rolls back (or wraps the write in a savepoint).
         """
         try:
             yield
         except IntegrityError as error:
             if not isinstance(error.__cause__, sa_exc.IntegrityError):
                 raise
-            self.session.rollback()
-            raise ConflictError(self.conflict_message) from error
+            message = str(error.__cause__.orig)
+            detail = next(
+                (text for column, text in self.conflict_messages.items() if column in message),
+                "the change conflicts with an existing row",
+            )
+            raise ConflictError(detail) from error

@@ -14,6 +14,7 @@ class UserFactory(TableFactory[User]):
     id = Use(uuid7)
     email = Use(lambda: f"user-{uuid7().hex[-12:]}@example.com")
     clerk_id = None
+    clerk_updated_at = None
     first_name = Use(TableFactory.__faker__.first_name)
     last_name = Use(TableFactory.__faker__.last_name)
     image_url = None

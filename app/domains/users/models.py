@@ -23,6 +23,8 @@ class User(UserBase, TableBase, table=True):
     # Stored lower-cased, so the unique index is case-insensitive.
     email: str | None = Field(default=None, max_length=320, unique=True, index=True)
     clerk_id: str | None = Field(default=None, max_length=64, unique=True, index=True)
+    # Clerk's own updated_at of the last webhook applied: older deliveries are ignored.
+    clerk_updated_at: datetime | None = None
     role: Role = Field(default=Role.MEMBER, sa_type=sa.String(16))
     is_active: bool = True
     deleted_at: datetime | None = None

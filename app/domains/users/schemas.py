@@ -18,6 +18,7 @@ class UserCreate(UserBase):
     model_config = _FORBID_UNKNOWN
 
     email: EmailStr = Field(max_length=320)
+    clerk_id: str | None = Field(default=None, min_length=1, max_length=64, description="Link to a Clerk user")
     role: Role = Role.MEMBER
     is_active: bool = True
 

@@ -43,7 +43,10 @@ class UserService(Service[User]):
     scope_strategy = users_scope
     sortable_fields = frozenset({"created_at", "updated_at", "email", "first_name", "last_name"})
     search_fields = frozenset({"email", "first_name", "last_name"})
-    conflict_message = "a user with this e-mail already exists"
+    conflict_messages = {  # noqa: RUF012
+        "email": "a user with this e-mail already exists",
+        "clerk_id": "a user with this Clerk id already exists",
+    }
 
     def default_filters(self) -> list[Any]:
         return [User.deleted_at.is_(None)]
@@ -74,8 +77,10 @@ class UserService(Service[User]):
         self.session.execute(
             update(APIKey).where(APIKey.user_id == user.id, APIKey.revoked_at.is_(None)).values(revoked_at=now)
         )
+        # What stays is the same whatever happened before: the ids, and the fact of the deletion.
         personal_data = {"email": None, "first_name": None, "last_name": None, "image_url": None}
-        return self.apply_changes(user, {**personal_data, "is_active": False, "deleted_at": now})
+        sync_state = {"clerk_updated_at": None}
+        return self.apply_changes(user, {**personal_data, **sync_state, "is_active": False, "deleted_at": now})
 
 
 class APIKeyService(Service[APIKey]):

@@ -1,0 +1,171 @@
+"""Clerk → local users: the rules for webhook events and for session-token users seen first.
+
+Deliveries are at-least-once and unordered, so: upsert by Clerk id, ignore an update older than
+the one stored, and keep a tombstone on deletion so a late create/update cannot resurrect a user.
+"""
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import msgspec
+from sqlalchemy.orm import Session
+
+from app.domains.base.authorization import AuthMethod, AuthorizationContext, Role
+from app.domains.base.exceptions import AuthenticationError, DomainError, MalformedInputError
+from app.domains.users.authorization import ALL_SCOPES
+from app.domains.users.models import User
+from app.domains.users.service import UserService
+from app.domains.webhooks.models import Outcome
+from app.domains.webhooks.service import WebhookEventService
+
+SOURCE = "clerk"
+
+ClerkId = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+Name = Annotated[str, msgspec.Meta(max_length=100)] | None
+
+
+class InvalidPayloadError(MalformedInputError):
+    """The body is not a Clerk event envelope."""
+
+
+class ClerkEmailAddress(msgspec.Struct):
+    id: str
+    email_address: Annotated[str, msgspec.Meta(max_length=320)]
+
+
+class ClerkUser(msgspec.Struct):
+    """The part of Clerk's User object we keep; unknown fields are ignored."""
+
+    id: ClerkId
+    email_addresses: list[ClerkEmailAddress] | None = None
+    primary_email_address_id: str | None = None
+    first_name: Name = None
+    last_name: Name = None
+    image_url: Annotated[str, msgspec.Meta(max_length=2048)] | None = None
+    created_at: int | None = None  # Unix milliseconds
+    updated_at: int | None = None
+
+    @property
+    def primary_email(self) -> str | None:
+        """The address whose id is `primary_email_address_id` (never simply the first one)."""
+        for address in self.email_addresses or []:
+            if address.id == self.primary_email_address_id:
+                return address.email_address
+        return None
+
+
+class ClerkDeletedObject(msgspec.Struct):
+    id: ClerkId
+    deleted: bool = True
+
+
+class ClerkEvent(msgspec.Struct):
+    type: Annotated[str, msgspec.Meta(min_length=1, max_length=255)]
+    data: dict[str, Any]
+    timestamp: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SyncResult:
+    outcome: Outcome | None  # None: a redelivery of an event already recorded
+    detail: str | None = None
+
+
+def _from_millis(value: int | None) -> datetime | None:
+    return datetime.fromtimestamp(value / 1000, UTC) if value is not None else None
+
+
+def parse_event(payload: Any) -> ClerkEvent:
+    try:
+        return msgspec.convert(payload, ClerkEvent)
+    except msgspec.ValidationError as error:
+        raise InvalidPayloadError(f"not a Clerk event: {error}") from error
+
+
+class ClerkSync:
+    """Applies Clerk events to users. One instance per unit of work (it shares the session)."""
+
+    def __init__(self, session: Session, *, auto_commit: bool = False) -> None:
+        self.session = session
+        self.auto_commit = auto_commit
+        self.users = UserService(session)
+        self.events = WebhookEventService(session)
+
+    def authenticate(self, clerk_id: str) -> AuthorizationContext:
+        """The actor behind a verified session token; its user is created on first sight (the
+        `user.created` webhook may not have arrived yet)."""
+        user = self.ensure_user(clerk_id)
+        if self.auto_commit:
+            self.session.commit()
+        if user.deleted_at is not None or not user.is_active:
+            raise AuthenticationError("the session's user is inactive", reason="user_inactive")
+        return AuthorizationContext(user.id, Role(user.role), ALL_SCOPES, AuthMethod.CLERK_SESSION)
+
+    def handle_delivery(self, svix_id: str, payload: Any) -> SyncResult:
+        """Record the delivery and apply it, in the caller's transaction (it commits once).
+
+        A redelivery (same `svix_id`) is recognised and changes nothing. An event that cannot be
+        applied is recorded as failed with its reason, so the sender is told to stop retrying.
+        """
+        event = parse_event(payload)
+        subject_id = event.data.get("id") if isinstance(event.data.get("id"), str) else None
+        recorded = self.events.record_once(SOURCE, svix_id, event.type, subject_id, payload)
+        if recorded is None:
+            return SyncResult(None, "already received")
+        try:
+            with self.session.begin_nested():  # a failed effect leaves the event row in place
+                outcome, detail = self._apply(event)
+        except (DomainError, msgspec.ValidationError) as error:
+            outcome, detail = Outcome.FAILED, getattr(error, "detail", None) or str(error)
+        self.events.finish(recorded, outcome, detail)
+        if self.auto_commit:
+            self.session.commit()
+        return SyncResult(outcome, detail)
+
+    def _apply(self, event: ClerkEvent) -> tuple[Outcome, str | None]:
+        if event.type in {"user.created", "user.updated"}:
+            return self.upsert_user(msgspec.convert(event.data, ClerkUser))
+        if event.type == "user.deleted":
+            return self.delete_user(msgspec.convert(event.data, ClerkDeletedObject).id)
+        return Outcome.IGNORED, f"{event.type} events are recorded, not applied"
+
+    def upsert_user(self, data: ClerkUser) -> tuple[Outcome, str | None]:
+        user = self.ensure_user(data.id, created_at=_from_millis(data.created_at), lock=True)
+        if user.deleted_at is not None:
+            return Outcome.IGNORED, "the user was deleted in Clerk"
+        updated_at = _from_millis(data.updated_at)
+        if updated_at is not None and user.clerk_updated_at is not None and updated_at < user.clerk_updated_at:
+            return Outcome.IGNORED, "an update newer than this one is already applied"
+        changes = {
+            "email": data.primary_email,
+            "first_name": data.first_name,
+            "last_name": data.last_name,
+            "image_url": data.image_url,
+            "clerk_updated_at": updated_at or user.clerk_updated_at,
+        }
+        self.users.apply_changes(user, changes)
+        return Outcome.PROCESSED, None
+
+    def delete_user(self, clerk_id: str) -> tuple[Outcome, str | None]:
+        """Tombstone the user, known or not (so a late create/update does not bring it back)."""
+        user = self.ensure_user(clerk_id, lock=True)
+        self.events.redact_subject(SOURCE, clerk_id)
+        if user.deleted_at is None:
+            self.users.tombstone(user)
+        return Outcome.PROCESSED, None
+
+    def ensure_user(self, clerk_id: str, created_at: datetime | None = None, *, lock: bool = False) -> User:
+        """The local user for a Clerk id (tombstones included), created race-free on first sight.
+
+        `lock` holds the row until commit (PostgreSQL), so concurrent events for one user apply
+        one after the other and the "older update" check sees the latest state.
+        """
+        user = self.users.get_one_or_none(User.clerk_id == clerk_id, with_for_update=lock or None)
+        if user is None:
+            values: dict[str, Any] = {"clerk_id": clerk_id}
+            if created_at is not None:
+                values["created_at"] = created_at
+            self.users.repository.insert_if_absent(values, unique_column="clerk_id")
+            user = self.users.get_one(User.clerk_id == clerk_id, with_for_update=lock or None)
+        return user

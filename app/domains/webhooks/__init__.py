@@ -1,0 +1,1 @@
+"""Inbound webhook deliveries: recorded once, with what became of them."""

@@ -1,0 +1,229 @@
+"""Clerk session tokens over HTTP: the attack matrix, cookies, first-sight users, JWKS and rotation."""
+
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from litestar.testing import TestClient
+from sqlalchemy import func, select
+
+from app.api.main import create_app
+from app.domains.base.models import utcnow
+from app.domains.users.authorization import ALL_SCOPES
+from app.domains.users.clerk import ClerkSync
+from app.domains.users.models import User
+from app.infrastructure.clerk import ClerkTokenVerifier, TokenRejected
+from app.infrastructure.config import Settings
+from app.infrastructure.database import Database
+from tests.clerk_helpers import (
+    ALLOWED_ORIGIN,
+    ISSUER,
+    MACHINE_CATEGORY,
+    SESSION_CATEGORY,
+    TEMPLATE_CATEGORY,
+    SigningKey,
+    jwks_server,
+    unsigned_token,
+)
+from tests.helpers import settings_for
+
+KEY = SigningKey("ins_test")
+OTHER_KEY = SigningKey("ins_test")  # same kid, different key: a forgery
+
+
+def clerk_settings(settings: Settings, **overrides: object) -> Settings:
+    values = {
+        "clerk_issuer": ISSUER,
+        "clerk_jwt_key": KEY.public_pem,
+        "clerk_authorized_parties": [ALLOWED_ORIGIN, "http://localhost:3000"],
+        **overrides,
+    }
+    return settings_for(settings.database_url, **values)
+
+
+@pytest.fixture
+def clerk_client(settings: Settings, database: Database) -> Iterator[TestClient]:
+    with TestClient(create_app(clerk_settings(settings))) as client:
+        yield client
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def _claims(**overrides: object) -> dict:
+    now = int(time.time())
+    base = {
+        "iss": ISSUER,
+        "sub": "user_x",
+        "sid": "sess_x",
+        "azp": ALLOWED_ORIGIN,
+        "iat": now,
+        "nbf": now,
+        "exp": now + 60,
+    }
+    return {**base, **overrides}
+
+
+ATTACKS: dict[str, tuple[Callable[[], str], str]] = {
+    "alg-none": (lambda: unsigned_token(_claims(), {"alg": "none", "typ": "JWT", "kid": KEY.kid}), "algorithm"),
+    "hs256-with-public-key": (
+        lambda: unsigned_token(_claims(), {"alg": "HS256", "typ": "JWT", "kid": KEY.kid}, KEY.public_pem.encode()),
+        "algorithm",
+    ),
+    "rs512": (lambda: KEY.mint(algorithm="RS512"), "algorithm"),
+    "wrong-key": (OTHER_KEY.mint, "signature"),
+    "tampered-payload": (lambda: _tamper(KEY.mint()), "signature"),
+    "expired": (lambda: KEY.mint(exp=int(time.time()) - 10, iat=int(time.time()) - 70), "expired"),
+    "nbf-in-future": (lambda: KEY.mint(nbf=int(time.time()) + 30), "not_yet_valid"),
+    "iat-in-future": (lambda: KEY.mint(iat=int(time.time()) + 30), "not_yet_valid"),
+    "wrong-issuer": (lambda: KEY.mint(iss="https://evil.example.test"), "issuer"),
+    "azp-not-allowed": (lambda: KEY.mint(azp="https://evil.example.test"), "authorized_party"),
+    "no-sid": (lambda: KEY.mint(sid=None), "missing_claim"),
+    "no-exp": (lambda: KEY.mint(exp=None), "missing_claim"),
+    "no-sub": (lambda: KEY.mint(sub=None), "missing_claim"),
+    "template-category": (lambda: KEY.mint(headers={"cat": TEMPLATE_CATEGORY}), "token_category"),
+    "machine-category": (lambda: KEY.mint(headers={"cat": MACHINE_CATEGORY}), "token_category"),
+    "pending-session": (lambda: KEY.mint(sts="pending"), "pending_session"),
+    "garbage": (lambda: "abc.def.ghi", "malformed"),
+    "not-a-jwt": (lambda: "hello", "malformed"),
+}
+
+
+def _tamper(token: str) -> str:
+    header, payload, signature = token.split(".")
+    return ".".join([header, payload[:-4] + ("AAAA" if payload[-4:] != "AAAA" else "BBBB"), signature])
+
+
+@pytest.mark.parametrize("attack", ATTACKS)
+def test_attack_matrix_is_all_401_with_the_failed_check(clerk_client: TestClient, attack: str) -> None:
+    mint, reason = ATTACKS[attack]
+    response = clerk_client.get("/api/users/me", headers=bearer(mint()))
+    assert response.status_code == 401, response.text
+    problem = response.json()
+    assert problem["reason"] == reason, problem
+    assert problem["detail"].startswith("session token rejected")
+    assert response.headers["content-type"].startswith("application/problem+json")
+
+
+@pytest.mark.parametrize("authorization", ["Bearer", "Bearer ", "Basic dXNlcjpwYXNz", "bearer", "Token abc"], ids=repr)
+def test_empty_or_foreign_authorization_headers_are_401(clerk_client: TestClient, authorization: str) -> None:
+    response = clerk_client.get("/api/users/me", headers={"Authorization": authorization})
+    assert response.status_code == 401
+    assert response.json()["reason"] == "malformed"
+
+
+def test_a_valid_token_authenticates_and_creates_the_user_on_first_sight(
+    clerk_client: TestClient, database: Database
+) -> None:
+    token = KEY.mint(sub="user_first_sight")
+    first = clerk_client.get("/api/users/me", headers=bearer(token))
+    assert first.status_code == 200, first.text
+    assert (first.json()["clerk_id"], first.json()["role"], first.json()["email"]) == (
+        "user_first_sight",
+        "member",
+        None,
+    )
+    again = clerk_client.get("/api/users/me", headers=bearer(KEY.mint(sub="user_first_sight")))
+    assert again.json()["id"] == first.json()["id"]
+    with database.session() as session:
+        assert session.scalar(select(func.count()).select_from(User)) == 1
+
+
+def test_session_category_and_small_clock_skew_are_accepted(clerk_client: TestClient) -> None:
+    now = int(time.time())
+    token = KEY.mint(headers={"cat": SESSION_CATEGORY}, exp=now - 3, iat=now - 63, nbf=now + 3)
+    assert clerk_client.get("/api/users/me", headers=bearer(token)).status_code == 200
+
+
+def test_cookies_authenticate_and_the_header_wins(clerk_client: TestClient) -> None:
+    token = KEY.mint(sub="user_cookie")
+    assert clerk_client.get("/api/users/me", cookies={"__session": token}).status_code == 200
+    assert clerk_client.get("/api/users/me", cookies={"__session_Xy12ab": token}).status_code == 200
+    both = clerk_client.get("/api/users/me", headers=bearer("garbage"), cookies={"__session": token})
+    assert both.status_code == 401
+    assert clerk_client.get("/api/users/me", headers=bearer(token), cookies={"__session": "garbage"}).status_code == 200
+
+
+def test_missing_azp_is_accepted_in_the_header_but_not_in_a_cookie(clerk_client: TestClient) -> None:
+    token = KEY.mint(azp=None)
+    assert clerk_client.get("/api/users/me", headers=bearer(token)).status_code == 200
+    response = clerk_client.get("/api/users/me", cookies={"__session": token})
+    assert response.status_code == 401
+    assert response.json()["reason"] == "authorized_party"
+
+
+def test_both_credentials_give_the_same_context(clerk_client: TestClient, make_api_key: Callable) -> None:
+    me = clerk_client.get("/api/users/me", headers=bearer(KEY.mint(sub="user_both"))).json()
+    with_key = clerk_client.post(
+        "/api/api-keys", headers=bearer(KEY.mint(sub="user_both")), json={"name": "from a session"}
+    ).json()
+    assert sorted(with_key["scopes"]) == sorted(ALL_SCOPES)
+    assert clerk_client.get("/api/users/me", headers={"X-API-Key": with_key["key"]}).json()["id"] == me["id"]
+
+
+def test_a_deleted_or_deactivated_user_is_signed_out(clerk_client: TestClient, make_user: Callable) -> None:
+    make_user(clerk_id="user_gone", deleted_at=utcnow(), is_active=False, email=None)
+    make_user(clerk_id="user_off", is_active=False)
+    for sub in ("user_gone", "user_off"):
+        response = clerk_client.get("/api/users/me", headers=bearer(KEY.mint(sub=sub)))
+        assert response.status_code == 401
+        assert response.json()["reason"] == "user_inactive"
+
+
+def test_session_tokens_are_refused_when_clerk_is_not_configured(client: TestClient) -> None:
+    response = client.get("/api/users/me", headers=bearer(KEY.mint()))
+    assert response.status_code == 401
+    assert response.json()["reason"] == "disabled"
+
+
+def test_first_sight_is_race_free(settings: Settings, database: Database) -> None:
+    """Many first requests for one new Clerk user at once: one row, every request authenticated."""
+
+    def authenticate(_: int) -> object:
+        with database.session() as session:
+            return ClerkSync(session, auto_commit=True).authenticate("user_racing").user_id
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        user_ids = set(pool.map(authenticate, range(32)))
+    assert len(user_ids) == 1
+    with database.session() as session:
+        assert session.scalar(select(func.count()).select_from(User).where(User.clerk_id == "user_racing")) == 1
+
+
+def test_tokens_verify_against_a_real_jwks_endpoint(settings: Settings, database: Database) -> None:
+    with jwks_server([KEY]) as (url, _, hits):
+        app = create_app(clerk_settings(settings, clerk_jwt_key=None, clerk_jwks_url=url))
+        with TestClient(app) as client:
+            for _ in range(3):
+                assert client.get("/api/users/me", headers=bearer(KEY.mint())).status_code == 200
+            unknown = client.get("/api/users/me", headers=bearer(SigningKey("ins_unknown").mint()))
+            assert unknown.status_code == 401
+            assert unknown.json()["reason"] == "unknown_key"
+        assert len(hits) == 1  # cached; the unknown kid waits for the cooldown before a refetch
+
+
+def test_key_rotation_is_picked_up_from_the_jwks() -> None:
+    old, new = SigningKey("ins_old"), SigningKey("ins_new")
+    with jwks_server([old]) as (url, keys, hits):
+        verifier = ClerkTokenVerifier(ISSUER, [ALLOWED_ORIGIN], jwks_url=url, jwks_cooldown_seconds=0)
+        assert verifier.verify(old.mint(sub="user_a")).user_id == "user_a"
+        keys[:] = [new]  # Clerk rotated its key
+        assert verifier.verify(new.mint(sub="user_b")).user_id == "user_b"
+        assert len(hits) == 2
+
+
+def test_an_unreachable_jwks_is_a_401_not_a_500(settings: Settings, database: Database) -> None:
+    unreachable = clerk_settings(settings, clerk_jwt_key=None, clerk_jwks_url="http://127.0.0.1:1/jwks.json")
+    with TestClient(create_app(unreachable)) as client:
+        response = client.get("/api/users/me", headers=bearer(KEY.mint()))
+    assert response.status_code == 401
+    assert response.json()["reason"] == "key_unavailable"
+
+
+def test_jwks_url_defaults_to_the_issuer_well_known_path() -> None:
+    settings = settings_for("sqlite:///x.db", clerk_issuer=ISSUER)
+    assert settings.clerk_jwks_endpoint == f"{ISSUER}/.well-known/jwks.json"
+    with pytest.raises(TokenRejected):
+        ClerkTokenVerifier(ISSUER, []).verify(KEY.mint())  # no key source at all: fails closed
