@@ -45,22 +45,28 @@ class SigningKey:
 
     def mint(self, headers: dict[str, Any] | None = None, algorithm: str = "RS256", **claims: Any) -> str:
         """A session token as Clerk issues it; pass a claim as None to leave it out."""
-        now = int(time.time())
-        payload = {
-            "iss": ISSUER,
-            "sub": "user_2abcdefghijklmnop",
-            "sid": "sess_2abcdefghijklmnop",
-            "azp": ALLOWED_ORIGIN,
-            "iat": now,
-            "nbf": now - 5,
-            "exp": now + 60,
-            "jti": secrets.token_hex(10),
-            "v": 2,
-            "fva": [0, -1],
-            **claims,
-        }
-        payload = {name: value for name, value in payload.items() if value is not None}
-        return jwt.encode(payload, self.private, algorithm=algorithm, headers={"kid": self.kid, **(headers or {})})
+        return jwt.encode(
+            session_claims(**claims), self.private, algorithm=algorithm, headers={"kid": self.kid, **(headers or {})}
+        )
+
+
+def session_claims(**overrides: Any) -> dict[str, Any]:
+    """Clerk v2 session-token claims, valid now; an override of None leaves the claim out."""
+    now = int(time.time())
+    claims = {
+        "iss": ISSUER,
+        "sub": "user_2abcdefghijklmnop",
+        "sid": "sess_2abcdefghijklmnop",
+        "azp": ALLOWED_ORIGIN,
+        "iat": now,
+        "nbf": now - 5,
+        "exp": now + 60,
+        "jti": secrets.token_hex(10),
+        "v": 2,
+        "fva": [0, -1],
+        **overrides,
+    }
+    return {name: value for name, value in claims.items() if value is not None}
 
 
 def unsigned_token(claims: dict[str, Any], header: dict[str, Any], key: bytes | None = None) -> str:

@@ -17,12 +17,15 @@ import httpx
 import pytest
 from sqlalchemy import text
 
+from app.domains.users.models import User
 from app.infrastructure.config import Settings
 from app.infrastructure.database import Database
+from tests.clerk_helpers import ALLOWED_ORIGIN, ISSUER, SigningKey
 from tests.helpers import CHEAP_ARGON2, backend_name
 
 THREADS = 4  # a small pool makes starvation easy to hit
 ME_REQUESTS, LIST_REQUESTS = 250, 50
+CLERK_KEY = SigningKey("ins_concurrency")
 
 
 def _free_port() -> int:
@@ -41,6 +44,9 @@ def live_server(settings: Settings, tmp_path) -> Iterator[str]:
         "DATABASE_POOL_SIZE": str(THREADS),
         "DATABASE_POOL_TIMEOUT": "30",
         "LOG_LEVEL": "WARNING",
+        "CLERK_ISSUER": ISSUER,
+        "CLERK_JWT_KEY": CLERK_KEY.public_pem,
+        "CLERK_AUTHORIZED_PARTIES": ALLOWED_ORIGIN,
         **{name.upper(): str(value) for name, value in CHEAP_ARGON2.items()},
     }
     command = [sys.executable, "-m", "uvicorn", "--factory", "app.api.main:create_app", "--port", str(port)]
@@ -83,23 +89,39 @@ async def _burst(base_url: str, headers: dict[str, str]) -> tuple[Counter, float
         return Counter(statuses), time.perf_counter() - started
 
 
-def test_concurrent_authenticated_requests_all_succeed(live_server: str, settings: Settings, as_user: Callable) -> None:
+def test_concurrent_api_key_requests_all_succeed(live_server: str, settings: Settings, as_user: Callable) -> None:
     _, headers = as_user()
     statuses, elapsed = asyncio.run(_burst(live_server, headers))
     total = ME_REQUESTS + LIST_REQUESTS
-    print(
-        f"\n{backend_name(settings)}: {total} concurrent requests on {THREADS} threads/connections in {elapsed:.2f} s"
-    )
+    print(f"\n{backend_name(settings)}: {total} concurrent API-key requests, {THREADS} threads: {elapsed:.2f} s")
     assert statuses == Counter({200: total})
+    assert _connections_idle_in_transaction(settings) == 0
 
-    if backend_name(settings) == "postgresql":
-        database = Database(settings)
-        with database.engine.connect() as connection:
-            stuck = connection.scalar(
-                text(
-                    "SELECT count(*) FROM pg_stat_activity "
-                    "WHERE datname = current_database() AND state = 'idle in transaction'"
-                )
+
+def test_concurrent_first_requests_of_a_new_clerk_user(
+    live_server: str, settings: Settings, database: Database
+) -> None:
+    """Every request is the user's first sight, all at once: one row, and every request succeeds."""
+    headers = {"Authorization": f"Bearer {CLERK_KEY.mint(sub='user_stampede')}"}
+    statuses, elapsed = asyncio.run(_burst(live_server, headers))
+    total = ME_REQUESTS + LIST_REQUESTS
+    print(f"\n{backend_name(settings)}: {total} concurrent first-sight session requests: {elapsed:.2f} s")
+    assert statuses == Counter({200: total})
+    with database.session() as session:
+        assert session.query(User).filter(User.clerk_id == "user_stampede").count() == 1
+    assert _connections_idle_in_transaction(settings) == 0
+
+
+def _connections_idle_in_transaction(settings: Settings) -> int:
+    if backend_name(settings) != "postgresql":
+        return 0
+    database = Database(settings)
+    with database.engine.connect() as connection:
+        stuck = connection.scalar(
+            text(
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND state = 'idle in transaction'"
             )
-        database.dispose()
-        assert stuck == 0
+        )
+    database.dispose()
+    return stuck

@@ -24,6 +24,7 @@ from tests.clerk_helpers import (
     TEMPLATE_CATEGORY,
     SigningKey,
     jwks_server,
+    session_claims,
     unsigned_token,
 )
 from tests.helpers import settings_for
@@ -52,24 +53,12 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-def _claims(**overrides: object) -> dict:
-    now = int(time.time())
-    base = {
-        "iss": ISSUER,
-        "sub": "user_x",
-        "sid": "sess_x",
-        "azp": ALLOWED_ORIGIN,
-        "iat": now,
-        "nbf": now,
-        "exp": now + 60,
-    }
-    return {**base, **overrides}
-
-
 ATTACKS: dict[str, tuple[Callable[[], str], str]] = {
-    "alg-none": (lambda: unsigned_token(_claims(), {"alg": "none", "typ": "JWT", "kid": KEY.kid}), "algorithm"),
+    "alg-none": (lambda: unsigned_token(session_claims(), {"alg": "none", "typ": "JWT", "kid": KEY.kid}), "algorithm"),
     "hs256-with-public-key": (
-        lambda: unsigned_token(_claims(), {"alg": "HS256", "typ": "JWT", "kid": KEY.kid}, KEY.public_pem.encode()),
+        lambda: unsigned_token(
+            session_claims(), {"alg": "HS256", "typ": "JWT", "kid": KEY.kid}, KEY.public_pem.encode()
+        ),
         "algorithm",
     ),
     "rs512": (lambda: KEY.mint(algorithm="RS512"), "algorithm"),
