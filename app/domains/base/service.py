@@ -19,7 +19,7 @@ from app.domains.base.repository import ModelT, Repository
 
 
 class Service(SQLAlchemySyncRepositoryService[ModelT, Repository[ModelT]], Generic[ModelT]):
-    """Declare an inner `Repo`, `scope_strategy`, and the fields lists may sort and search on.
+    """Declare `repository_type`, `scope_strategy`, and the fields lists may sort and search on.
 
     Writes flush; they commit only when the service was built with `auto_commit=True` (the API
     does, so a request's work commits in the worker thread that did it). Callers that combine
