@@ -1,5 +1,6 @@
 """/api/users over HTTP: every route's happy path and its 401/403/404/4xx paths."""
 
+import re
 from collections.abc import Callable
 from uuid import UUID
 
@@ -175,3 +176,20 @@ def test_scopes_limit_what_a_key_may_do(client: TestClient, as_user: Callable) -
     assert denied.json()["required_scope"] == "users:write"
     assert client.post("/api/users", headers=read_only, json={"email": "a@example.com"}).status_code == 403
     assert client.get("/api/api-keys", headers=read_only).status_code == 403
+
+
+def test_every_api_route_is_401_without_credentials(client: TestClient) -> None:
+    """Every operation under /api, read from the OpenAPI document, so a new route is covered too."""
+    spec = client.get("/schema/openapi.json").json()
+    operations = [
+        (method, re.sub(r"\{[^}]+\}", str(UUID(int=1)), path))
+        for path, item in spec["paths"].items()
+        if path.startswith("/api/")
+        for method in item
+        if method in {"get", "post", "patch", "put", "delete"}
+    ]
+    assert len(operations) == 10
+    for method, path in operations:
+        response = client.request(method.upper(), path, json={} if method in {"post", "patch", "put"} else None)
+        assert response.status_code == 401, (method, path)
+        assert response.json()["reason"] == "missing"
