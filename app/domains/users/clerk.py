@@ -6,6 +6,7 @@ the one stored, and keep a tombstone on deletion so a late create/update cannot 
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Annotated, Any
 
 import msgspec
@@ -62,8 +63,7 @@ class ClerkDeletedObject(msgspec.Struct):
 
 class ClerkEvent(msgspec.Struct):
     type: Annotated[str, msgspec.Meta(min_length=1, max_length=255)]
-    data: dict[str, Any]
-    timestamp: int | None = None
+    data: dict[str, Any]  # the envelope's `timestamp` is not used: its unit varies, data.updated_at orders
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,8 +89,14 @@ class ClerkSync:
     def __init__(self, session: Session, *, auto_commit: bool = False) -> None:
         self.session = session
         self.auto_commit = auto_commit
-        self.users = UserService(session)
-        self.events = WebhookEventService(session)
+
+    @cached_property
+    def users(self) -> UserService:
+        return UserService(self.session)
+
+    @cached_property
+    def events(self) -> WebhookEventService:  # not built on the authentication path
+        return WebhookEventService(self.session)
 
     def authenticate(self, clerk_id: str) -> AuthorizationContext:
         """The actor behind a verified session token; its user is created on first sight (the
