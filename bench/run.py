@@ -15,14 +15,11 @@ import tempfile
 import time
 from pathlib import Path
 
-import jwt
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from tests.clerk_helpers import ALLOWED_ORIGIN, ISSUER, SigningKey
 
 ROOT = Path(__file__).resolve().parents[1]
 CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "16"))
 SECONDS = float(os.environ.get("BENCH_SECONDS", "5"))
-ISSUER, ORIGIN = "https://clerk.bench.test", "https://app.bench.test"
 
 
 def free_port() -> int:
@@ -96,21 +93,19 @@ def measure(name: str, target: list[str], env: dict[str, str], headers: dict[str
 def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         database_url = os.environ.get("BENCH_DATABASE_URL") or f"sqlite:///{scratch}/bench.db"
-        private_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        public_pem = private_key.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
+        signing_key = SigningKey("ins_bench")  # the tests' real RS256 session tokens
+        clerk_id = f"user_bench_{time.time_ns()}"  # fresh on every run, also on a reused database
         env = {
             **os.environ,
             "DATABASE_URL": database_url,
             "LOG_LEVEL": "WARNING",
             "CLERK_ISSUER": ISSUER,
-            "CLERK_JWT_KEY": public_pem.decode(),
-            "CLERK_AUTHORIZED_PARTIES": ORIGIN,
+            "CLERK_JWT_KEY": signing_key.public_pem,
+            "CLERK_AUTHORIZED_PARTIES": ALLOWED_ORIGIN,
         }
         subprocess.run(["alembic", "upgrade", "head"], env=env, cwd=ROOT, check=True, capture_output=True)
         created = subprocess.run(
-            ["generate-user", "--email", f"bench-{int(time.time())}@example.com", "--clerk-id", "user_bench", "--json"],
+            ["generate-user", "--email", f"{clerk_id}@example.com", "--clerk-id", clerk_id, "--json"],
             env=env,
             cwd=ROOT,
             check=True,
@@ -118,17 +113,7 @@ def main() -> None:
             text=True,
         )
         api_key = json.loads(created.stdout.strip().splitlines()[-1])["api_key"]
-        now = int(time.time())
-        claims = {
-            "iss": ISSUER,
-            "sub": "user_bench",
-            "sid": "sess_bench",
-            "azp": ORIGIN,
-            "iat": now,
-            "nbf": now,
-            "exp": now + 3600,
-        }
-        token = jwt.encode(claims, private_key, algorithm="RS256", headers={"kid": "ins_bench"})
+        token = signing_key.mint(sub=clerk_id, exp=int(time.time()) + 3600)
 
         print(f"GET /api/users/me, {CONNECTIONS} connections, {SECONDS:.0f} s each, {database_url.split(':')[0]}")
         bare = measure("bare handler (1 hop, 1 query)", ["bench.bare_app:app"], env, {"X-API-Key": api_key})
