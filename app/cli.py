@@ -8,14 +8,11 @@ import pydantic
 from advanced_alchemy.exceptions import RepositoryError
 from sqlalchemy.exc import SQLAlchemyError
 
-from app.domains.base.authorization import AuthMethod, AuthorizationContext, Role
+from app.bootstrap import bootstrap
+from app.domains.base.actors import Actor, AuthMethod, Role
 from app.domains.base.exceptions import DomainError
-from app.domains.users.authorization import ALL_SCOPES
 from app.domains.users.schemas import APIKeyCreate, UserCreate
 from app.domains.users.service import APIKeyService, UserService
-from app.infrastructure.config import get_settings
-from app.infrastructure.database import Database
-from app.infrastructure.security import APIKeyHasher
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -48,16 +45,12 @@ def generate_user(argv: list[str] | None = None) -> int:
             print(f"error: {'.'.join(map(str, problem['loc']))}: {problem['msg']}", file=sys.stderr)
         return 2
 
-    settings = get_settings()
-    database = Database(settings)
-    hasher = APIKeyHasher(settings.argon2_time_cost, settings.argon2_memory_cost_kib)
+    container = bootstrap()
     try:
-        with database.session() as session:
-            users = UserService(session)
-            user = users.create_user(AuthorizationContext.system(ALL_SCOPES), new_user)
-            owner = AuthorizationContext(user.id, Role(user.role), ALL_SCOPES, AuthMethod.SYSTEM)
-            _, api_key = APIKeyService(session, hasher=hasher).issue(owner, key_request)
-            session.commit()  # the user and its key land together or not at all
+        with container.unit_of_work(Actor.system()) as uow:  # the user and its key land together, or neither
+            user = uow.service(UserService).create_user(new_user)
+            owner = Actor(user.id, Role(user.role), Actor.system().permissions, AuthMethod.SYSTEM)
+            _, api_key = APIKeyService(uow, owner).issue(key_request)
     except DomainError as error:
         print(f"error: {error.detail}", file=sys.stderr)
         return 1
@@ -65,7 +58,7 @@ def generate_user(argv: list[str] | None = None) -> int:
         print(f"error: database failure ({type(error).__name__}); is it migrated (`task migrate`)?", file=sys.stderr)
         return 1
     finally:
-        database.dispose()
+        container.dispose()
 
     if args.json:
         print(json.dumps({"user_id": str(user.id), "api_key": api_key}))

@@ -1,5 +1,6 @@
-"""The one registry of tables: importing this module registers every domain's tables on
-`SQLModel.metadata`, which Alembic and the app both use. Add each new domain's models here."""
+"""The registry of domains: importing this module registers every domain's tables on
+`SQLModel.metadata` (used by Alembic and the app) and, through each domain's package, its
+permissions. Add each new domain's models here."""
 
 from sqlmodel import SQLModel
 

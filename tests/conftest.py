@@ -12,17 +12,18 @@ from sqlalchemy import delete, text
 from sqlalchemy.orm import Session
 
 from app.api.main import create_app
-from app.domains.base.authorization import AuthMethod, AuthorizationContext, Role
-from app.domains.users.authorization import ALL_SCOPES, Scope
-from app.domains.users.factory import UserFactory
+from app.bootstrap import Container, bootstrap
+from app.domains.base.actors import Actor, AuthMethod, Role
+from app.domains.base.unit_of_work import UnitOfWork
 from app.domains.users.models import User
 from app.domains.users.schemas import APIKeyCreate
 from app.domains.users.service import APIKeyService
 from app.infrastructure.config import Settings
 from app.infrastructure.database import Database
-from app.infrastructure.security import APIKeyHasher
+from app.infrastructure.hashing import APIKeyHasher
 from app.models import metadata
-from tests.helpers import CHEAP_ARGON2, alembic_config, settings_for
+from tests.factories import UserFactory
+from tests.helpers import alembic_config, settings_for
 
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL")
 BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgresql)]
@@ -83,10 +84,16 @@ def settings(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
 
 
 @pytest.fixture(scope="session")
-def database(settings: Settings) -> Iterator[Database]:
-    database = Database(settings)
-    yield database
-    database.dispose()
+def container(settings: Settings) -> Iterator[Container]:
+    """The process's dependencies, built once per backend as the app, the CLI and flows build them."""
+    container = bootstrap(settings)
+    yield container
+    container.dispose()
+
+
+@pytest.fixture(scope="session")
+def database(container: Container) -> Database:
+    return container.database
 
 
 @pytest.fixture(autouse=True)
@@ -107,8 +114,27 @@ def session(database: Database) -> Iterator[Session]:
 
 
 @pytest.fixture(scope="session")
-def hasher() -> APIKeyHasher:
-    return APIKeyHasher(CHEAP_ARGON2["argon2_time_cost"], CHEAP_ARGON2["argon2_memory_cost_kib"])
+def hasher(container: Container) -> APIKeyHasher:
+    return container.hasher
+
+
+def actor_of(user: User, permissions: frozenset[str] | None = None, method: AuthMethod = AuthMethod.API_KEY) -> Actor:
+    """The actor a stored user authenticates as (every permission unless narrowed)."""
+    return Actor(user.id, Role(user.role), Actor.system().permissions if permissions is None else permissions, method)
+
+
+@pytest.fixture
+def open_uow(container: Container) -> Iterator[Callable[[Actor], UnitOfWork]]:
+    """Open a real unit of work for an actor (closed, uncommitted, at the end of the test)."""
+    opened: list[UnitOfWork] = []
+
+    def open_(actor: Actor) -> UnitOfWork:
+        opened.append(container.unit_of_work(actor))
+        return opened[-1]
+
+    yield open_
+    for uow in opened:
+        uow.close()
 
 
 @pytest.fixture
@@ -123,22 +149,20 @@ def make_user(session: Session) -> Callable[..., User]:
 
 
 @pytest.fixture
-def make_api_key(database: Database, hasher: APIKeyHasher) -> Callable[..., str]:
+def make_api_key(container: Container) -> Callable[..., str]:
     """Mint a key for a user directly (no login dance); returns the full key."""
 
-    def make(user: User, scopes: list[Scope] | None = None, **fields: object) -> str:
-        owner = AuthorizationContext(user.id, Role(user.role), ALL_SCOPES, AuthMethod.SYSTEM)
-        with database.session() as session:
-            service = APIKeyService(session, hasher=hasher, auto_commit=True)
-            _, key = service.issue(owner, APIKeyCreate(name="test key", scopes=scopes, **fields))
+    def make(user: User, scopes: list[str] | None = None, **fields: object) -> str:
+        with container.unit_of_work(actor_of(user, method=AuthMethod.SYSTEM)) as uow:
+            _, key = uow.service(APIKeyService).issue(APIKeyCreate(name="test key", scopes=scopes, **fields))
         return key
 
     return make
 
 
 @pytest.fixture(scope="session")
-def app(database: Database, settings: Settings) -> Litestar:
-    return create_app(settings)
+def app(container: Container) -> Litestar:
+    return create_app(container=container)
 
 
 @pytest.fixture
@@ -151,7 +175,7 @@ def client(app: Litestar) -> Iterator[TestClient]:
 def as_user(make_user: Callable[..., User], make_api_key: Callable[..., str]) -> Callable[..., tuple[User, dict]]:
     """A stored user and the headers that authenticate as it."""
 
-    def make(role: Role = Role.MEMBER, scopes: list[Scope] | None = None, **fields: object) -> tuple[User, dict]:
+    def make(role: Role = Role.MEMBER, scopes: list[str] | None = None, **fields: object) -> tuple[User, dict]:
         user = make_user(role=role, **fields)
         return user, {"X-API-Key": make_api_key(user, scopes)}
 

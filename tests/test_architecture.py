@@ -20,7 +20,7 @@ def test_import_linter_contract_is_kept() -> None:
 def test_domains_load_no_adapter_nor_workflow_engine() -> None:
     """(advanced-alchemy itself loads parts of litestar when it is installed, so "no litestar in
     app.domains" is checked on our own imports, by the import-linter contract above.)"""
-    loaded = _modules_loaded_by("import app.models, app.domains.users.service, app.domains.users.factory")
+    loaded = _modules_loaded_by("import app.models, app.domains.users.service, app.bootstrap")
     assert not loaded & {"prefect", "app.api", "app.workers"}
 
 

@@ -8,13 +8,13 @@ from uuid import UUID
 
 import pytest
 
+from app.bootstrap import Container
 from app.cli import generate_user
-from app.domains.base.authorization import Role
+from app.domains.base.actors import Role
 from app.domains.users.models import User
 from app.domains.users.service import APIKeyService
 from app.infrastructure.config import Settings, get_settings
 from app.infrastructure.database import Database
-from app.infrastructure.security import APIKeyHasher
 from tests.helpers import CHEAP_ARGON2
 
 Run = Callable[..., tuple[int, str, str]]
@@ -45,15 +45,16 @@ def run_cli(
     get_settings.cache_clear()
 
 
-def test_creates_a_user_and_a_working_key(run_cli: Run, database: Database, hasher: APIKeyHasher) -> None:
+def test_creates_a_user_and_a_working_key(run_cli: Run, database: Database, container: Container) -> None:
     code, out, err = run_cli("--email", "Root@Example.com", "--role", "admin", "--first-name", "Ro", "--json")
     assert code == 0, err
     created = json.loads(out.strip().splitlines()[-1])
     with database.session() as session:
         user = session.get(User, UUID(created["user_id"]))
         assert (user.email, user.role, user.first_name) == ("root@example.com", Role.ADMIN, "Ro")
-        context = APIKeyService(session, hasher=hasher).authenticate(created["api_key"])
-        assert (context.user_id, context.role) == (user.id, Role.ADMIN)
+    with container.unit_of_work() as uow:
+        actor = uow.service(APIKeyService).authenticate(created["api_key"])
+    assert (actor.user_id, actor.role) == (user.id, Role.ADMIN)
 
 
 def test_plain_output_shows_the_key_once(run_cli: Run) -> None:

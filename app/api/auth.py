@@ -1,77 +1,109 @@
-"""Authentication middleware: turns credentials into the domain's `AuthorizationContext`.
+"""Authentication, split across the one hop a request makes.
 
-Credentials, first present wins: `X-API-Key`, then `Authorization: Bearer <Clerk session token>`,
-then the `__session` / `__session_<suffix>` cookie. Either way the database lookup is one
-self-contained call in the worker pool that opens and closes its own session, so no connection is
-ever held across a hop between the event loop and a thread (see docs/architecture.md).
+On the event loop (no I/O): `CredentialMiddleware` reads the credential a request carries — first
+present wins: `X-API-Key`, then `Authorization: Bearer <Clerk session token>`, then the `__session` /
+`__session_<suffix>` cookies — and refuses requests without a well-formed one (401).
+
+In the worker thread, inside the request's unit of work: `RequestUnitOfWork.authenticate` verifies
+it (the key row, or the token's signature and then its user, created on first sight) with the same
+session the handler then uses. So the actor's row is already loaded, nothing is committed twice, and
+no connection is ever held across a hop between the event loop and the pool.
 """
 
-from litestar.concurrency import sync_to_thread
+from dataclasses import dataclass
+from enum import StrEnum
+
 from litestar.connection import ASGIConnection
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
 
-from app.domains.base.authorization import AuthorizationContext
+from app.bootstrap import Container
+from app.domains.base.actors import Actor
 from app.domains.base.exceptions import AuthenticationError
+from app.domains.base.unit_of_work import UnitOfWork
+from app.domains.users.api_keys import api_key_prefix
 from app.domains.users.clerk import ClerkSync
+from app.domains.users.exceptions import InvalidAPIKeyError
 from app.domains.users.service import APIKeyService
-from app.infrastructure.clerk import ClerkTokenVerifier, TokenRejected
-from app.infrastructure.database import Database
-from app.infrastructure.security import APIKeyHasher
+from app.infrastructure.clerk import TokenRejected
 
 API_KEY_HEADER = "X-API-Key"
 SESSION_COOKIE = "__session"
 
 
-def authenticate_api_key(database: Database, hasher: APIKeyHasher, key: str) -> AuthorizationContext:
-    with database.session() as session:
-        return APIKeyService(session, hasher=hasher).authenticate(key)
+class CredentialKind(StrEnum):
+    API_KEY = "api_key"
+    SESSION_TOKEN = "session_token"  # noqa: S105 (a kind, not a secret)
 
 
-def authenticate_session_token(
-    database: Database, verifier: ClerkTokenVerifier, tokens: list[str], from_cookie: bool
-) -> AuthorizationContext:
-    """Verify the token (the JWKS may be fetched here, off the event loop), then find its user."""
-    rejection: TokenRejected | None = None
-    for token in tokens:  # several cookies: the first that verifies
-        try:
-            claims = verifier.verify(token, from_cookie=from_cookie)
-            break
-        except TokenRejected as error:
-            rejection = rejection or error
-    else:
-        assert rejection is not None  # noqa: S101 (tokens is never empty)
-        raise AuthenticationError(f"session token rejected: {rejection.detail}", reason=rejection.reason)
-    with database.session() as session:
-        return ClerkSync(session, auto_commit=True).authenticate(claims.user_id)
+@dataclass(frozen=True, slots=True)
+class Credential:
+    kind: CredentialKind
+    values: tuple[str, ...]  # one key or header token; one or more cookies
+    from_cookie: bool = False
 
 
-def session_tokens(connection: ASGIConnection) -> tuple[list[str], bool]:
-    """The session tokens a request carries, and whether they came from cookies."""
+def read_credential(connection: ASGIConnection) -> Credential:
+    if key := connection.headers.get(API_KEY_HEADER):
+        if api_key_prefix(key) is None:
+            raise InvalidAPIKeyError("malformed API key")
+        return Credential(CredentialKind.API_KEY, (key,))
     authorization = connection.headers.get("authorization")
     if authorization is not None:
         scheme, _, token = authorization.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise AuthenticationError("Authorization header must be 'Bearer <session token>'", reason="malformed")
-        return [token.strip()], False
+        return Credential(CredentialKind.SESSION_TOKEN, (token.strip(),))
     cookies = connection.cookies
     names = sorted(name for name in cookies if name == SESSION_COOKIE or name.startswith(f"{SESSION_COOKIE}_"))
-    return [cookies[name] for name in names if cookies[name]], True
+    if tokens := tuple(cookies[name] for name in names if cookies[name]):
+        return Credential(CredentialKind.SESSION_TOKEN, tokens, from_cookie=True)
+    raise AuthenticationError(
+        f"authentication required: send an {API_KEY_HEADER} header or a Clerk session token", reason="missing"
+    )
 
 
-class AuthenticationMiddleware(AbstractAuthenticationMiddleware):
+class CredentialMiddleware(AbstractAuthenticationMiddleware):
+    """Puts the request's `Credential` in `request.auth`; the actor is found in the handler's thread."""
+
     async def authenticate_request(self, connection: ASGIConnection) -> AuthenticationResult:
-        state = connection.app.state
-        if key := connection.headers.get(API_KEY_HEADER):
-            context = await sync_to_thread(authenticate_api_key, state.database, state.api_key_hasher, key)
-            return AuthenticationResult(user=context, auth=context)
-        tokens, from_cookie = session_tokens(connection)
-        if tokens:
-            if state.clerk_verifier is None:
-                raise AuthenticationError("session tokens are not accepted: Clerk is not configured", reason="disabled")
-            context = await sync_to_thread(
-                authenticate_session_token, state.database, state.clerk_verifier, tokens, from_cookie
-            )
-            return AuthenticationResult(user=context, auth=context)
-        raise AuthenticationError(
-            f"authentication required: send an {API_KEY_HEADER} header or a Clerk session token", reason="missing"
-        )
+        credential = read_credential(connection)
+        if credential.kind is CredentialKind.SESSION_TOKEN and connection.app.state.container.clerk_verifier is None:
+            raise AuthenticationError("session tokens are not accepted: Clerk is not configured", reason="disabled")
+        return AuthenticationResult(user=None, auth=credential)
+
+
+class RequestUnitOfWork(UnitOfWork):
+    """A request's unit of work; its actor comes from the request's credential (or is anonymous)."""
+
+    def __init__(self, container: Container, credential: Credential | None) -> None:
+        super().__init__(container.database.session_factory, None, container.resources)
+        self.container = container
+        self.credential = credential
+
+    def authenticate(self, *, anonymous: bool = False) -> Actor:
+        """Run in the worker thread: the actor behind the credential (on a public route: anonymous)."""
+        credential = self.credential
+        if anonymous:
+            actor = Actor.anonymous()
+        elif credential is None:  # fail closed, should the middleware ever be bypassed
+            raise AuthenticationError("authentication required", reason="missing")
+        elif credential.kind is CredentialKind.API_KEY:
+            actor = self.service(APIKeyService).authenticate(credential.values[0])
+        else:
+            clerk_id = self._verified_clerk_user(credential)
+            actor = self.service(ClerkSync).authenticate(clerk_id)
+        self.actor = actor
+        return actor
+
+    def _verified_clerk_user(self, credential: Credential) -> str:
+        """The Clerk user id of the first token that verifies (the JWKS may be fetched here)."""
+        verifier = self.container.clerk_verifier
+        assert verifier is not None  # noqa: S101 (the middleware refused session tokens without one)
+        rejection: TokenRejected | None = None
+        for token in credential.values:
+            try:
+                return verifier.verify(token, from_cookie=credential.from_cookie).user_id
+            except TokenRejected as error:
+                rejection = rejection or error
+        assert rejection is not None  # noqa: S101 (values is never empty)
+        raise AuthenticationError(f"session token rejected: {rejection.detail}", reason=rejection.reason)

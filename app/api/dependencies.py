@@ -1,72 +1,83 @@
-"""Dependency providers. All async: building a session or a service does no I/O, and an async
-provider runs inline instead of hopping into the worker pool (see docs/architecture.md)."""
+"""Dependency providers: the request's unit of work, the services on it, list parameters.
 
-from collections.abc import AsyncGenerator
-from datetime import datetime
+All async: none does I/O (a session takes its connection only when first used, in the handler's
+thread), and an async provider runs inline on the event loop instead of costing a thread hop.
+"""
 
+import inspect
+from typing import Annotated, Any, Literal
+
+import annotated_types
 from litestar import Request
-from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
-from litestar.params import FromQuery
-from sqlalchemy.orm import Session
+from litestar.params import QueryParameter
 
-from app.domains.base.authorization import AuthorizationContext
-from app.domains.base.filters import ListParams
-from app.domains.users.clerk import ClerkSync
-from app.domains.users.service import APIKeyService, UserService
+from app.api.auth import Credential, RequestUnitOfWork
+from app.domains.base.lists import ListParams
+from app.domains.base.service import Service
 
-
-async def provide_db_session(state: State) -> AsyncGenerator[Session]:
-    """A request's session. Handlers commit in their own thread (services use `auto_commit`);
-    closing here only returns a connection a read left checked out."""
-    session = state.database.session()
-    try:
-        yield session
-    finally:
-        session.close()
+UnitOfWorkDep = NamedDependency[RequestUnitOfWork]
+"""`uow: UnitOfWorkDep` in a handler: the request's unit of work (`uow.actor`, `uow.service(...)`)."""
 
 
-async def provide_auth(request: Request) -> AuthorizationContext:
-    return request.user
+async def provide_unit_of_work(request: Request) -> RequestUnitOfWork:
+    credential = request.scope.get("auth")  # absent on public routes
+    credential = credential if isinstance(credential, Credential) else None
+    return RequestUnitOfWork(request.app.state.container, credential)
 
 
-async def provide_list_params(
-    limit: FromQuery[int] = 20,
-    offset: FromQuery[int] = 0,
-    search: FromQuery[str | None] = None,
-    order_by: FromQuery[str] = "created_at",
-    sort_order: FromQuery[str] = "desc",
-    created_after: FromQuery[datetime | None] = None,
-    created_before: FromQuery[datetime | None] = None,
-) -> ListParams:
-    """Pagination, search, sort and created_at range; validated by the domain's `ListParams`."""
-    return ListParams.model_validate(
-        {
-            "limit": limit,
-            "offset": offset,
-            "search": search,
-            "order_by": order_by,
-            "sort_order": sort_order,
-            "created_after": created_after,
-            "created_before": created_before,
-        }
-    )
+def provide_service(service_type: type[Service[Any]]) -> Provide:
+    """`{"users": provide_service(UserService)}`: the service, bound to the request's unit of work."""
+
+    async def provider(uow: UnitOfWorkDep) -> Any:
+        return uow.service(service_type)
+
+    return Provide(provider)
 
 
-async def provide_users_service(db_session: NamedDependency[Session]) -> UserService:
-    return UserService(db_session, auto_commit=True)
-
-
-async def provide_api_keys_service(db_session: NamedDependency[Session], state: State) -> APIKeyService:
-    return APIKeyService(db_session, hasher=state.api_key_hasher, auto_commit=True)
-
-
-async def provide_clerk_sync(db_session: NamedDependency[Session]) -> ClerkSync:
-    return ClerkSync(db_session, auto_commit=True)
-
-
-app_dependencies = {
-    "db_session": Provide(provide_db_session),
-    "auth": Provide(provide_auth),
-    "list_params": Provide(provide_list_params),
+_CONSTRAINTS = {
+    annotated_types.Ge: "ge",
+    annotated_types.Le: "le",
+    annotated_types.Gt: "gt",
+    annotated_types.Lt: "lt",
+    annotated_types.MinLen: "min_length",
+    annotated_types.MaxLen: "max_length",
 }
+
+
+def provide_list_params(service_type: type[Service[Any]]) -> Provide:
+    """`ListParams` read from the query string. Names, defaults, bounds and descriptions come from
+    `ListParams` itself; `order_by` is the enum of the service's `sortable_fields`."""
+    sortable = Literal[tuple(sorted(service_type.sortable_fields))]  # type: ignore[valid-type]
+    parameters = []
+    for name, field in ListParams.model_fields.items():
+        constraints = {
+            keyword: getattr(item, keyword)
+            for item in field.metadata
+            for kind, keyword in _CONSTRAINTS.items()
+            if isinstance(item, kind)
+        }
+        annotation = sortable if name == "order_by" else field.annotation
+        query = QueryParameter(description=field.description, **constraints)
+        parameters.append(
+            inspect.Parameter(
+                name, inspect.Parameter.KEYWORD_ONLY, default=field.default, annotation=Annotated[annotation, query]
+            )
+        )
+
+    async def provider(**values: Any) -> ListParams:
+        return ListParams.model_validate(values)
+
+    provider.__signature__ = inspect.Signature(parameters, return_annotation=ListParams)  # type: ignore[attr-defined]
+    provider.__annotations__ = {parameter.name: parameter.annotation for parameter in parameters} | {
+        "return": ListParams
+    }
+    return Provide(provider)
+
+
+def service_dependencies(name: str, service_type: type[Service[Any]]) -> dict[str, Provide]:
+    """A controller's `dependencies`: its service under `name`, and `list_params` for its lists."""
+    return {name: provide_service(service_type), "list_params": provide_list_params(service_type)}
+
+
+app_dependencies = {"uow": Provide(provide_unit_of_work)}

@@ -10,36 +10,17 @@ from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 
-from app.api.auth import API_KEY_HEADER, AuthenticationMiddleware
+from app.api.auth import API_KEY_HEADER, CredentialMiddleware
 from app.api.dependencies import app_dependencies
-from app.api.exceptions import exception_handlers
+from app.api.problems import exception_handlers
 from app.api.router import route_handlers
-from app.infrastructure.clerk import ClerkTokenVerifier
-from app.infrastructure.config import Settings, get_settings
-from app.infrastructure.database import Database
-from app.infrastructure.security import APIKeyHasher
-from app.infrastructure.svix import SvixVerifier
+from app.bootstrap import Container, bootstrap
+from app.infrastructure.config import Settings
 
 
-def clerk_verifier(settings: Settings) -> ClerkTokenVerifier | None:
-    if not settings.clerk_issuer:
-        return None
-    return ClerkTokenVerifier(
-        settings.clerk_issuer,
-        settings.clerk_authorized_parties,
-        pem_key=settings.clerk_jwt_key,
-        jwks_url=settings.clerk_jwks_endpoint,
-    )
-
-
-def svix_verifier(settings: Settings) -> SvixVerifier | None:
-    secret = settings.clerk_webhook_signing_secret
-    return SvixVerifier(secret.get_secret_value()) if secret else None
-
-
-def create_app(settings: Settings | None = None) -> Litestar:
-    settings = settings or get_settings()
-    database = Database(settings)
+def create_app(settings: Settings | None = None, container: Container | None = None) -> Litestar:
+    container = container or bootstrap(settings)
+    settings = container.settings
 
     async def size_worker_pool() -> None:
         """Sync handlers run in the loop's default executor: one thread per pooled connection."""
@@ -49,19 +30,11 @@ def create_app(settings: Settings | None = None) -> Litestar:
     return Litestar(
         route_handlers=route_handlers,
         dependencies=app_dependencies,
-        middleware=[DefineMiddleware(AuthenticationMiddleware, exclude=["^/schema"])],
+        middleware=[DefineMiddleware(CredentialMiddleware, exclude=["^/schema"])],
         exception_handlers=exception_handlers,
         on_startup=[size_worker_pool],
-        on_shutdown=[database.dispose],
-        state=State(
-            {
-                "settings": settings,
-                "database": database,
-                "api_key_hasher": APIKeyHasher(settings.argon2_time_cost, settings.argon2_memory_cost_kib),
-                "clerk_verifier": clerk_verifier(settings),
-                "svix_verifier": svix_verifier(settings),
-            }
-        ),
+        on_shutdown=[container.dispose],
+        state=State({"container": container}),
         openapi_config=OpenAPIConfig(
             title="Backend template API",
             version="0.1.0",

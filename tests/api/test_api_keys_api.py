@@ -8,11 +8,10 @@ from litestar import Litestar
 from litestar.testing import TestClient
 
 from app.api.main import create_app
-from app.domains.base.authorization import Role
+from app.bootstrap import Container
+from app.domains.base.actors import Actor, Role
 from app.domains.users.service import APIKeyService
 from app.infrastructure.config import Settings
-from app.infrastructure.database import Database
-from app.infrastructure.security import APIKeyHasher
 
 
 def test_create_returns_the_key_once_and_it_authenticates(client: TestClient, as_user: Callable) -> None:
@@ -88,18 +87,14 @@ def test_revocation_takes_effect_at_once_in_every_process(app: Litestar, setting
         assert second.get("/api/users/me", headers=spare_headers).status_code == 401
 
 
-def test_expired_key_is_401_with_the_reason(
-    client: TestClient, as_user: Callable, database: Database, hasher: APIKeyHasher
-) -> None:
+def test_expired_key_is_401_with_the_reason(client: TestClient, as_user: Callable, container: Container) -> None:
     _, headers = as_user()
     in_an_hour = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
     created = client.post("/api/api-keys", headers=headers, json={"name": "brief", "expires_at": in_an_hour}).json()
     key_headers = {"X-API-Key": created["key"]}
     assert client.get("/api/users/me", headers=key_headers).status_code == 200
-    with database.session() as session:  # the hour has passed
-        APIKeyService(session, hasher=hasher, auto_commit=True).update(
-            {"expires_at": datetime.now(UTC) - timedelta(seconds=1)}, UUID(created["id"])
-        )
+    with container.unit_of_work(Actor.system()) as uow:  # the hour has passed
+        uow.service(APIKeyService).update({"expires_at": datetime.now(UTC) - timedelta(seconds=1)}, UUID(created["id"]))
     response = client.get("/api/users/me", headers=key_headers)
     assert response.status_code == 401
     assert response.json()["detail"] == "API key expired"

@@ -9,8 +9,9 @@ from litestar.testing import TestClient
 from sqlalchemy import func, select
 
 from app.api.main import create_app
+from app.bootstrap import Container
 from app.domains.base.models import utcnow
-from app.domains.users.authorization import ALL_SCOPES
+from app.domains.base.permissions import permissions
 from app.domains.users.clerk import ClerkSync
 from app.domains.users.models import User
 from app.infrastructure.clerk import ClerkTokenVerifier, TokenRejected
@@ -148,7 +149,7 @@ def test_both_credentials_give_the_same_context(clerk_client: TestClient, make_a
     with_key = clerk_client.post(
         "/api/api-keys", headers=bearer(KEY.mint(sub="user_both")), json={"name": "from a session"}
     ).json()
-    assert sorted(with_key["scopes"]) == sorted(ALL_SCOPES)
+    assert sorted(with_key["scopes"]) == sorted(permissions.all())
     assert clerk_client.get("/api/users/me", headers={"X-API-Key": with_key["key"]}).json()["id"] == me["id"]
 
 
@@ -167,12 +168,12 @@ def test_session_tokens_are_refused_when_clerk_is_not_configured(client: TestCli
     assert response.json()["reason"] == "disabled"
 
 
-def test_first_sight_is_race_free(settings: Settings, database: Database) -> None:
+def test_first_sight_is_race_free(container: Container, database: Database) -> None:
     """Many first requests for one new Clerk user at once: one row, every request authenticated."""
 
     def authenticate(_: int) -> object:
-        with database.session() as session:
-            return ClerkSync(session, auto_commit=True).authenticate("user_racing").user_id
+        with container.unit_of_work() as uow:
+            return uow.service(ClerkSync).authenticate("user_racing").user_id
 
     with ThreadPoolExecutor(max_workers=8) as pool:
         user_ids = set(pool.map(authenticate, range(32)))

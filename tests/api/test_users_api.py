@@ -7,9 +7,9 @@ from uuid import UUID
 from litestar.testing import TestClient
 from sqlalchemy.orm import Session
 
-from app.domains.base.authorization import Role
-from app.domains.users.authorization import Scope
+from app.domains.base.actors import Role
 from app.domains.users.models import User
+from app.domains.users.permissions import UserPermission as Scope
 
 PUBLIC_FIELDS = {
     "id", "email", "clerk_id", "first_name", "last_name", "image_url", "role", "is_active", "created_at", "updated_at"
@@ -173,7 +173,7 @@ def test_scopes_limit_what_a_key_may_do(client: TestClient, as_user: Callable) -
     assert client.get("/api/users/me", headers=read_only).status_code == 200
     denied = client.patch("/api/users/me", headers=read_only, json={"first_name": "x"})
     assert denied.status_code == 403
-    assert denied.json()["required_scope"] == "users:write"
+    assert denied.json()["required_permission"] == "users:write"
     assert client.post("/api/users", headers=read_only, json={"email": "a@example.com"}).status_code == 403
     assert client.get("/api/api-keys", headers=read_only).status_code == 403
 

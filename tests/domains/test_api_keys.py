@@ -6,25 +6,46 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy.orm import Session
 
-from app.domains.base.authorization import AuthMethod, AuthorizationContext, Role
+from app.domains.base.actors import Actor, AuthMethod, Role
 from app.domains.base.exceptions import DomainValidationError, NotFoundError, PermissionDeniedError
-from app.domains.base.filters import ListParams
-from app.domains.users.authorization import ALL_SCOPES, Scope
+from app.domains.base.lists import ListParams
+from app.domains.base.permissions import permissions
+from app.domains.base.unit_of_work import UnitOfWork
+from app.domains.users.api_keys import KeyHasher, api_key_prefix, generate_api_key
 from app.domains.users.exceptions import InvalidAPIKeyError
 from app.domains.users.models import APIKey, User
+from app.domains.users.permissions import UserPermission
 from app.domains.users.schemas import APIKeyCreate
 from app.domains.users.service import APIKeyService, UserService
-from app.infrastructure.security import APIKeyHasher, api_key_prefix, generate_api_key
+from app.infrastructure.hashing import APIKeyHasher
+from tests.conftest import actor_of
 from tests.helpers import CHEAP_ARGON2
 
-
-def actor(user: User, scopes: frozenset[str] = ALL_SCOPES) -> AuthorizationContext:
-    return AuthorizationContext(user.id, Role(user.role), scopes, AuthMethod.API_KEY)
+OpenUoW = Callable[[Actor], UnitOfWork]
 
 
 @pytest.fixture
-def api_keys(session: Session, hasher: APIKeyHasher) -> APIKeyService:
-    return APIKeyService(session, hasher=hasher, auto_commit=True)
+def keys_for(open_uow: OpenUoW) -> Callable[..., APIKeyService]:
+    """The API-key service acting as a user (or as any actor); each write commits, as a request would."""
+
+    def build(who: User | Actor, scopes: frozenset[str] | None = None) -> APIKeyService:
+        actor = who if isinstance(who, Actor) else actor_of(who, scopes)
+        return open_uow(actor).service(APIKeyService)
+
+    return build
+
+
+@pytest.fixture
+def authenticate(open_uow: OpenUoW) -> Callable[[str], Actor]:
+    """Authenticate a key in its own unit of work, as a request does."""
+
+    def run(key: str) -> Actor:
+        uow = open_uow(Actor.anonymous())
+        actor = uow.service(APIKeyService).authenticate(key)
+        uow.commit()
+        return actor
+
+    return run
 
 
 def test_generated_keys_are_recognisable_and_unique() -> None:
@@ -38,15 +59,17 @@ def test_generated_keys_are_recognisable_and_unique() -> None:
 
 
 def test_issue_stores_only_a_hash_and_returns_the_key_once(
-    api_keys: APIKeyService, make_user: Callable[..., User]
+    keys_for: Callable, authenticate: Callable, make_user: Callable[..., User]
 ) -> None:
     user = make_user()
-    row, key = api_keys.issue(actor(user), APIKeyCreate(name="ci"))
+    api_keys = keys_for(user)
+    row, key = api_keys.issue(APIKeyCreate(name="ci"))
+    api_keys.uow.commit()
     assert key.startswith(row.prefix + "_")
     assert key not in row.key_hash
     assert row.key_hash.startswith("$argon2id$")
-    assert sorted(row.scopes) == sorted(ALL_SCOPES)
-    context = api_keys.authenticate(key)
+    assert sorted(row.scopes) == sorted(permissions.all())
+    context = authenticate(key)
     assert (context.user_id, context.role, context.method, context.api_key_id) == (
         user.id,
         Role.MEMBER,
@@ -55,25 +78,28 @@ def test_issue_stores_only_a_hash_and_returns_the_key_once(
     )
 
 
-def test_a_key_cannot_grant_more_than_its_creator_holds(
-    api_keys: APIKeyService, make_user: Callable[..., User]
-) -> None:
-    user = make_user()
-    read_only = actor(user, frozenset({Scope.USERS_READ, Scope.API_KEYS_WRITE}))
+def test_a_key_cannot_grant_more_than_its_creator_holds(keys_for: Callable, make_user: Callable[..., User]) -> None:
+    held = frozenset({UserPermission.USERS_READ, UserPermission.API_KEYS_WRITE})
+    api_keys = keys_for(make_user(), held)
     with pytest.raises(PermissionDeniedError, match="users:write"):
-        api_keys.issue(read_only, APIKeyCreate(name="x", scopes=[Scope.USERS_WRITE]))
-    row, _ = api_keys.issue(read_only, APIKeyCreate(name="x"))
-    assert sorted(row.scopes) == sorted([Scope.USERS_READ, Scope.API_KEYS_WRITE])
+        api_keys.issue(APIKeyCreate(name="x", scopes=[UserPermission.USERS_WRITE]))
+    row, _ = api_keys.issue(APIKeyCreate(name="x"))
+    assert sorted(row.scopes) == sorted(held)
 
 
-def test_expiry_in_the_past_is_refused(api_keys: APIKeyService, make_user: Callable[..., User]) -> None:
+def test_scopes_must_be_registered_permissions() -> None:
+    with pytest.raises(ValueError, match="unknown permissions: projects:fly"):
+        APIKeyCreate(name="x", scopes=["users:read", "projects:fly"])
+
+
+def test_expiry_in_the_past_is_refused(keys_for: Callable, make_user: Callable[..., User]) -> None:
     with pytest.raises(DomainValidationError):
-        api_keys.issue(actor(make_user()), APIKeyCreate(name="x", expires_at=datetime.now(UTC) - timedelta(seconds=1)))
+        keys_for(make_user()).issue(APIKeyCreate(name="x", expires_at=datetime.now(UTC) - timedelta(seconds=1)))
 
 
-def test_the_system_actor_cannot_own_keys(api_keys: APIKeyService) -> None:
+def test_the_system_actor_cannot_own_keys(keys_for: Callable) -> None:
     with pytest.raises(PermissionDeniedError):
-        api_keys.issue(AuthorizationContext.system(ALL_SCOPES), APIKeyCreate(name="x"))
+        keys_for(Actor.system()).issue(APIKeyCreate(name="x"))
 
 
 @pytest.mark.parametrize(
@@ -86,70 +112,89 @@ def test_the_system_actor_cannot_own_keys(api_keys: APIKeyService) -> None:
         pytest.param(lambda key: key.upper(), id="upper-cased"),
     ],
 )
-def test_bad_keys_are_refused(api_keys: APIKeyService, make_user: Callable[..., User], tamper: Callable) -> None:
-    _, key = api_keys.issue(actor(make_user()), APIKeyCreate(name="x"))
-    api_keys.authenticate(key)  # the genuine key works, and is now remembered
+def test_bad_keys_are_refused(
+    keys_for: Callable, authenticate: Callable, make_user: Callable[..., User], tamper: Callable
+) -> None:
+    api_keys = keys_for(make_user())
+    _, key = api_keys.issue(APIKeyCreate(name="x"))
+    api_keys.uow.commit()
+    authenticate(key)  # the genuine key works, and is now remembered
     with pytest.raises(InvalidAPIKeyError):
-        api_keys.authenticate(tamper(key))
+        authenticate(tamper(key))
 
 
-def test_expired_key_is_refused(api_keys: APIKeyService, make_user: Callable[..., User], session: Session) -> None:
-    row, key = api_keys.issue(
-        actor(make_user()), APIKeyCreate(name="x", expires_at=datetime.now(UTC) + timedelta(hours=1))
-    )
-    api_keys.authenticate(key)
+def test_expired_key_is_refused(keys_for: Callable, authenticate: Callable, make_user: Callable[..., User]) -> None:
+    api_keys = keys_for(make_user())
+    row, key = api_keys.issue(APIKeyCreate(name="x", expires_at=datetime.now(UTC) + timedelta(hours=1)))
+    api_keys.uow.commit()
+    authenticate(key)
     api_keys.update({"expires_at": datetime.now(UTC) - timedelta(seconds=1)}, row.id)
+    api_keys.uow.commit()
     with pytest.raises(InvalidAPIKeyError, match="expired"):
-        api_keys.authenticate(key)
+        authenticate(key)
 
 
-def test_revocation_applies_to_the_very_next_check(api_keys: APIKeyService, make_user: Callable[..., User]) -> None:
-    user = make_user()
-    row, key = api_keys.issue(actor(user), APIKeyCreate(name="x"))
-    api_keys.authenticate(key)
-    revoked = api_keys.revoke_visible(actor(user), row.id)
+def test_revocation_applies_to_the_very_next_check(
+    keys_for: Callable, authenticate: Callable, make_user: Callable[..., User]
+) -> None:
+    api_keys = keys_for(make_user())
+    row, key = api_keys.issue(APIKeyCreate(name="x"))
+    api_keys.uow.commit()
+    authenticate(key)
+    revoked = api_keys.revoke(row.id)
+    api_keys.uow.commit()
     assert revoked.revoked_at is not None
-    assert api_keys.revoke_visible(actor(user), row.id).revoked_at == revoked.revoked_at  # idempotent
+    assert api_keys.revoke(row.id).revoked_at == revoked.revoked_at  # idempotent
     with pytest.raises(InvalidAPIKeyError, match="revoked"):
-        api_keys.authenticate(key)
+        authenticate(key)
 
 
 def test_keys_of_inactive_or_deleted_users_are_refused(
-    api_keys: APIKeyService, session: Session, make_user: Callable[..., User]
+    keys_for: Callable, authenticate: Callable, open_uow: OpenUoW, make_user: Callable[..., User]
 ) -> None:
-    users = UserService(session, auto_commit=True)
     inactive, deleted = make_user(), make_user()
-    _, inactive_key = api_keys.issue(actor(inactive), APIKeyCreate(name="x"))
-    _, deleted_key = api_keys.issue(actor(deleted), APIKeyCreate(name="x"))
+    inactive_keys, deleted_keys = keys_for(inactive), keys_for(deleted)
+    _, inactive_key = inactive_keys.issue(APIKeyCreate(name="x"))
+    inactive_keys.uow.commit()
+    _, deleted_key = deleted_keys.issue(APIKeyCreate(name="x"))
+    deleted_keys.uow.commit()
+    users = open_uow(Actor.system()).service(UserService)
     users.update({"is_active": False}, inactive.id)
-    users.tombstone(deleted)
+    users.tombstone(users.get(deleted.id))
+    users.uow.commit()
     for key in (inactive_key, deleted_key):
         with pytest.raises(InvalidAPIKeyError):
-            api_keys.authenticate(key)
+            authenticate(key)
 
 
-def test_members_see_and_revoke_only_their_keys(api_keys: APIKeyService, make_user: Callable[..., User]) -> None:
+def test_members_see_and_revoke_only_their_keys(keys_for: Callable, make_user: Callable[..., User]) -> None:
     admin, alice, bob = make_user(role=Role.ADMIN), make_user(), make_user()
-    alice_key, _ = api_keys.issue(actor(alice), APIKeyCreate(name="alice"))
-    bob_key, _ = api_keys.issue(actor(bob), APIKeyCreate(name="bob"))
-    items, total = api_keys.list_visible(actor(alice), ListParams())
-    assert ([k.id for k in items], total) == ([alice_key.id], 1)
+    alice_keys, bob_keys = keys_for(alice), keys_for(bob)
+    alice_key, _ = alice_keys.issue(APIKeyCreate(name="alice"))
+    alice_keys.uow.commit()
+    bob_key, _ = bob_keys.issue(APIKeyCreate(name="bob"))
+    bob_keys.uow.commit()
+    page = alice_keys.page(ListParams())
+    assert ([k.id for k in page.items], page.total) == ([alice_key.id], 1)
     with pytest.raises(NotFoundError):
-        api_keys.revoke_visible(actor(alice), bob_key.id)
-    assert api_keys.list_visible(actor(admin), ListParams())[1] == 2
-    assert api_keys.revoke_visible(actor(admin), bob_key.id).revoked_at is not None
+        alice_keys.revoke(bob_key.id)
+    admin_keys = keys_for(admin)
+    assert admin_keys.page(ListParams()).total == 2
+    assert admin_keys.revoke(bob_key.id).revoked_at is not None
 
 
 def test_last_used_at_is_recorded_at_most_once_a_minute(
-    api_keys: APIKeyService, make_user: Callable[..., User], session: Session
+    keys_for: Callable, authenticate: Callable, make_user: Callable[..., User], session: Session
 ) -> None:
-    row, key = api_keys.issue(actor(make_user()), APIKeyCreate(name="x"))
+    api_keys = keys_for(make_user())
+    row, key = api_keys.issue(APIKeyCreate(name="x"))
+    api_keys.uow.commit()
     assert row.last_used_at is None
-    api_keys.authenticate(key)
+    authenticate(key)
     session.expire_all()
     first_use = session.get(APIKey, row.id).last_used_at
     assert first_use is not None
-    api_keys.authenticate(key)
+    authenticate(key)
     session.expire_all()
     assert session.get(APIKey, row.id).last_used_at == first_use
 
@@ -168,18 +213,25 @@ class CountingArgon2:
         return self.real.hash(key)
 
 
-def test_a_verified_key_costs_argon2_once_per_process(make_user: Callable[..., User], session: Session) -> None:
+def test_a_verified_key_costs_argon2_once_per_process(container, make_user: Callable[..., User]) -> None:
     hasher = APIKeyHasher(CHEAP_ARGON2["argon2_time_cost"], CHEAP_ARGON2["argon2_memory_cost_kib"])
     counting = CountingArgon2(hasher)
     hasher._argon2 = counting
-    api_keys = APIKeyService(session, hasher=hasher, auto_commit=True)
-    _, key = api_keys.issue(actor(make_user()), APIKeyCreate(name="x"))
+    resources = {KeyHasher: hasher}
+
+    def api_keys(actor: Actor) -> tuple[UnitOfWork, APIKeyService]:
+        uow = UnitOfWork(container.database.session_factory, actor, resources)
+        return uow, uow.service(APIKeyService)
+
+    with api_keys(actor_of(make_user()))[0] as uow:
+        _, key = uow.service(APIKeyService).issue(APIKeyCreate(name="x"))
     for _ in range(5):
-        api_keys.authenticate(key)
+        with api_keys(Actor.anonymous())[0] as uow:
+            uow.service(APIKeyService).authenticate(key)
     assert counting.calls == 1
     # A wrong secret under the same prefix is never answered from memory.
-    with pytest.raises(InvalidAPIKeyError):
-        api_keys.authenticate(key[:-1] + ("A" if key[-1] != "A" else "B"))
+    with pytest.raises(InvalidAPIKeyError), api_keys(Actor.anonymous())[0] as uow:
+        uow.service(APIKeyService).authenticate(key[:-1] + ("A" if key[-1] != "A" else "B"))
     assert counting.calls == 2
 
 

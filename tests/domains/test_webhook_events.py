@@ -2,22 +2,19 @@
 
 from collections.abc import Callable
 
-from sqlalchemy.orm import Session
-
-from app.domains.base.authorization import AuthMethod, AuthorizationContext, Role
-from app.domains.base.filters import ListParams
-from app.domains.users.authorization import ALL_SCOPES
+from app.domains.base.actors import Actor, Role
+from app.domains.base.lists import ListParams
+from app.domains.base.unit_of_work import UnitOfWork
 from app.domains.users.models import User
 from app.domains.webhooks.models import Outcome
 from app.domains.webhooks.service import REDACTED, WebhookEventService
+from tests.conftest import actor_of
+
+OpenUoW = Callable[[Actor], UnitOfWork]
 
 
-def actor(user: User) -> AuthorizationContext:
-    return AuthorizationContext(user.id, Role(user.role), ALL_SCOPES, AuthMethod.API_KEY)
-
-
-def test_a_delivery_is_recorded_once(session: Session) -> None:
-    events = WebhookEventService(session)
+def test_a_delivery_is_recorded_once(open_uow: OpenUoW) -> None:
+    events = open_uow(Actor.system()).service(WebhookEventService)
     first = events.record_once("clerk", "msg_1", "user.created", "user_1", {"n": 1})
     assert first is not None
     assert events.record_once("clerk", "msg_1", "user.created", "user_1", {"n": 2}) is None
@@ -26,18 +23,20 @@ def test_a_delivery_is_recorded_once(session: Session) -> None:
     assert events.count() == 1
 
 
-def test_only_admins_see_the_log(session: Session, make_user: Callable[..., User]) -> None:
-    events = WebhookEventService(session)
-    events.record_once("clerk", "msg_1", "user.created", None, {})
+def test_only_admins_see_the_log(open_uow: OpenUoW, make_user: Callable[..., User]) -> None:
+    system = open_uow(Actor.system())
+    system.service(WebhookEventService).record_once("clerk", "msg_1", "user.created", None, {})
+    system.commit()
     admin, member = make_user(role=Role.ADMIN), make_user()
-    assert events.list_visible(actor(admin), ListParams())[1] == 1
-    assert events.list_visible(actor(member), ListParams()) == ([], 0)
+    assert open_uow(actor_of(admin)).service(WebhookEventService).page(ListParams()).total == 1
+    members_view = open_uow(actor_of(member)).service(WebhookEventService)
+    assert (members_view.page(ListParams()).items, members_view.count()) == ([], 0)
 
 
-def test_redacting_a_subject_blanks_only_its_payloads(session: Session) -> None:
-    events = WebhookEventService(session)
+def test_redacting_a_subject_blanks_only_its_payloads(open_uow: OpenUoW) -> None:
+    events = open_uow(Actor.system()).service(WebhookEventService)
     mine = events.record_once("clerk", "msg_1", "user.created", "user_1", {"email": "a@example.com"})
     other = events.record_once("clerk", "msg_2", "user.created", "user_2", {"email": "b@example.com"})
     events.redact_subject("clerk", "user_1")
-    session.expire_all()
+    events.session.expire_all()
     assert (events.get(mine.id).payload, events.get(other.id).payload) == (REDACTED, {"email": "b@example.com"})

@@ -2,54 +2,41 @@
 
 from uuid import UUID
 
-from advanced_alchemy.service import OffsetPagination
-from litestar import Controller, delete, get, post
-from litestar.di import NamedDependency, Provide
+from litestar import Controller
+from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 
-from app.api.dependencies import provide_api_keys_service
-from app.api.guards import requires_scope
-from app.domains.base.authorization import AuthorizationContext
-from app.domains.base.filters import ListParams
-from app.domains.users.authorization import Scope
+from app.api.dependencies import service_dependencies
+from app.api.routing import delete, get, post
+from app.domains.base.lists import ListParams, Page
+from app.domains.users.permissions import UserPermission
 from app.domains.users.schemas import APIKeyCreate, APIKeyCreated, APIKeyPublic
 from app.domains.users.service import APIKeyService
 
-can_read = requires_scope(Scope.API_KEYS_READ)
-can_write = requires_scope(Scope.API_KEYS_WRITE)
+APIKeys = NamedDependency[APIKeyService]
+Params = NamedDependency[ListParams]
+READ, WRITE = UserPermission.API_KEYS_READ, UserPermission.API_KEYS_WRITE
+
+
+def public(key: object) -> APIKeyPublic:
+    return APIKeyPublic.model_validate(key, from_attributes=True)
 
 
 class APIKeyController(Controller):
     path = "/api/api-keys"
     tags = ["api-keys"]  # noqa: RUF012
-    dependencies = {"api_keys": Provide(provide_api_keys_service)}  # noqa: RUF012
+    dependencies = service_dependencies("api_keys", APIKeyService)
 
-    @get("/", operation_id="listApiKeys", guards=[can_read], sync_to_thread=True)
-    def list_keys(
-        self,
-        api_keys: NamedDependency[APIKeyService],
-        auth: NamedDependency[AuthorizationContext],
-        list_params: NamedDependency[ListParams],
-    ) -> OffsetPagination[APIKeyPublic]:
-        items, total = api_keys.list_visible(auth, list_params)
-        return api_keys.to_schema(items, total, list_params.to_filters(), schema_type=APIKeyPublic)
+    @get("/", operation_id="listApiKeys", requires=READ)
+    def list_keys(self, api_keys: APIKeys, list_params: Params) -> Page[APIKeyPublic]:
+        return api_keys.page(list_params).map(public)
 
-    @post("/", operation_id="createApiKey", guards=[can_write], sync_to_thread=True)
-    def create_key(
-        self,
-        api_keys: NamedDependency[APIKeyService],
-        auth: NamedDependency[AuthorizationContext],
-        data: JSONBody[APIKeyCreate],
-    ) -> APIKeyCreated:
+    @post("/", operation_id="createApiKey", requires=WRITE, errors=(422,))
+    def create_key(self, api_keys: APIKeys, data: JSONBody[APIKeyCreate]) -> APIKeyCreated:
         """The response holds the full key: the only time it is ever shown."""
-        row, key = api_keys.issue(auth, data)
-        return APIKeyCreated(**api_keys.to_schema(row, schema_type=APIKeyPublic).model_dump(), key=key)
+        row, key = api_keys.issue(data)
+        return APIKeyCreated(**public(row).model_dump(), key=key)
 
-    @delete("/{key_id:uuid}", operation_id="revokeApiKey", guards=[can_write], sync_to_thread=True)
-    def revoke_key(
-        self,
-        api_keys: NamedDependency[APIKeyService],
-        auth: NamedDependency[AuthorizationContext],
-        key_id: FromPath[UUID],
-    ) -> None:
-        api_keys.revoke_visible(auth, key_id)
+    @delete("/{key_id:uuid}", operation_id="revokeApiKey", requires=WRITE)
+    def revoke_key(self, api_keys: APIKeys, key_id: FromPath[UUID]) -> None:
+        api_keys.revoke(key_id)

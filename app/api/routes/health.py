@@ -6,7 +6,7 @@ from litestar import Controller, Response, get
 from litestar.datastructures import State
 from sqlalchemy import text
 
-from app.api.exceptions import problem
+from app.api.problems import problem
 
 logger = logging.getLogger(__name__)
 
@@ -25,7 +25,7 @@ class HealthController(Controller):
     def readiness(self, state: State) -> Response[dict[str, str]]:
         """The database answers a query; 503 with the reason when it does not."""
         try:
-            with state.database.engine.connect() as connection:
+            with state.container.database.engine.connect() as connection:
                 connection.execute(text("SELECT 1"))
         except Exception as error:
             logger.warning("readiness check failed: %s", error)

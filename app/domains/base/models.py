@@ -21,8 +21,11 @@ def utcnow() -> datetime:
 
 
 class TableBase(SQLModel):
-    """Not a table itself. advanced-alchemy's mixins cannot be combined with SQLModel tables."""
+    """Not a table itself. advanced-alchemy's mixins cannot be combined with SQLModel tables.
+
+    Every sortable field has an index, so a page is read from the index rather than a sort.
+    """
 
     id: UUID = Field(default_factory=uuid7, primary_key=True)
     created_at: datetime = Field(default_factory=utcnow, index=True)
-    updated_at: datetime = Field(default_factory=utcnow, sa_column_kwargs={"onupdate": utcnow})
+    updated_at: datetime = Field(default_factory=utcnow, index=True, sa_column_kwargs={"onupdate": utcnow})

@@ -1,29 +1,53 @@
-"""Repository base: advanced-alchemy's sync repository (psycopg2 and sqlite3 are sync drivers)."""
+"""Repository base: advanced-alchemy's sync repository, with the row policy in every statement."""
 
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 from advanced_alchemy.repository import SQLAlchemySyncRepository
+from sqlalchemy import ColumnElement
 from sqlalchemy.dialects import postgresql, sqlite
 
 from app.domains.base.models import TableBase
 
 ModelT = TypeVar("ModelT", bound=TableBase)
 
-
 _INSERT_BY_DIALECT = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
 
 
+def _no_filters() -> list[ColumnElement[bool]]:
+    return []
+
+
 class Repository(SQLAlchemySyncRepository[ModelT]):
-    """Shared by every domain repository; declare `model_type` (and `match_fields` when upserting)."""
+    """Declare `model_type` (and `match_fields` when upserting).
 
-    def insert_if_absent(self, values: dict[str, Any], unique_column: str) -> bool:
-        """INSERT ... ON CONFLICT DO NOTHING: race-free "create unless it exists". True if inserted.
+    `row_filters` is called for every statement advanced-alchemy builds (get, get_one, list, count,
+    exists, delete, delete_many, delete_where, update_many): its conditions are added to each.
+    """
 
-        A concurrent transaction inserting the same key makes this one wait for it, then do nothing.
+    def __init__(self, *, row_filters: Callable[[], list[ColumnElement[bool]]] = _no_filters, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.row_filters = row_filters
+
+    def _get_base_stmt(self, *, statement: Any, loader_options: Any, execution_options: Any) -> Any:  # type: ignore[override]
+        statement = super()._get_base_stmt(
+            statement=statement, loader_options=loader_options, execution_options=execution_options
+        )
+        conditions = self.row_filters()
+        return statement.where(*conditions) if conditions else statement
+
+    def insert_if_absent(self, values: dict[str, Any], unique_column: str) -> ModelT | None:
+        """INSERT ... ON CONFLICT DO NOTHING RETURNING: the new row, or None if the key exists.
+
+        Race-free "create unless it exists": a concurrent transaction inserting the same key makes
+        this one wait for it, then do nothing. Not filtered by the row policy: callers are internal.
         """
         row = self.model_type(**values)  # fills the Python-side defaults (id, timestamps)
         insert = _INSERT_BY_DIALECT[self.session.get_bind().dialect.name]
         statement = (
-            insert(self.model_type).values(row.model_dump()).on_conflict_do_nothing(index_elements=[unique_column])
+            insert(self.model_type)
+            .values(row.model_dump())
+            .on_conflict_do_nothing(index_elements=[unique_column])
+            .returning(self.model_type)
         )
-        return self.session.execute(statement).rowcount == 1
+        return self.session.scalars(statement).one_or_none()

@@ -1,101 +1,182 @@
-"""Service base: the one write path, with authorization scoping and safe partial updates."""
+"""Service base: the one write path, bound to an actor whose row policy every query obeys.
 
-from collections.abc import Iterator, Mapping
+A service is built for a unit of work (`uow.service(UserService)`) and acts as the unit's actor:
+advanced-alchemy's inherited reads and writes (get, get_one, get_many, count, exists, update,
+delete, delete_many, delete_where...) all carry the domain's `policy`, so a caller cannot forget it.
+Access past the policy is explicit: `uow.service(...)` on a unit whose actor is `Actor.system()`,
+or `service.as_system()` — grep for either.
+"""
+
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any, ClassVar, Generic
-from uuid import UUID
+from typing import Any, ClassVar, Generic, Self
 
 from advanced_alchemy.exceptions import IntegrityError
+from advanced_alchemy.exceptions import NotFoundError as RepositoryNotFoundError
 from advanced_alchemy.service import SQLAlchemySyncRepositoryService
 from pydantic import BaseModel
-from sqlalchemy import ColumnElement
+from sqlalchemy import ColumnElement, asc, desc, func, literal, select
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session
 
-from app.domains.base.authorization import AuthorizationContext, ScopeStrategy
-from app.domains.base.exceptions import ConflictError, DomainValidationError, NotFoundError
-from app.domains.base.filters import ListParams
+from app.domains.base.actors import Actor
+from app.domains.base.exceptions import ConflictError, DomainValidationError, NotFoundError, PermissionDeniedError
+from app.domains.base.lists import COUNT_CAP, ListParams, Page
+from app.domains.base.policies import RowPolicy
 from app.domains.base.repository import ModelT, Repository
+from app.domains.base.unit_of_work import UnitOfWork
 
 
 class Service(SQLAlchemySyncRepositoryService[ModelT, Repository[ModelT]], Generic[ModelT]):
-    """Declare `repository_type`, `scope_strategy`, and the fields lists may sort and search on.
+    """Declare `repository_type`, `policy`, and the fields lists may sort and search on."""
 
-    Writes flush; they commit only when the service was built with `auto_commit=True` (the API
-    does, so a request's work commits in the worker thread that did it). Callers that combine
-    several writes build it with `auto_commit=False` and call `commit()` once.
-    """
-
-    scope_strategy: ClassVar[ScopeStrategy]
+    policy: ClassVar[RowPolicy]
     sortable_fields: ClassVar[frozenset[str]] = frozenset({"created_at", "updated_at"})
     search_fields: ClassVar[frozenset[str]] = frozenset()
     # Which unique column a violation names (in the driver's message) -> what to tell the caller.
     conflict_messages: ClassVar[dict[str, str]] = {}
 
-    def __init__(self, session: Session, **kwargs: Any) -> None:
-        kwargs.setdefault("auto_refresh", False)  # every default is set in Python: no reload needed
-        super().__init__(session=session, **kwargs)
+    def __init__(self, uow: UnitOfWork, actor: Actor | None = None) -> None:
+        self.uow = uow
+        self._actor = actor
+        # Every default is set in Python (no reload needed); the unit of work commits, not the service.
+        super().__init__(session=uow.session, auto_refresh=False, auto_commit=False, row_filters=self.row_filters)
+
+    @property
+    def actor(self) -> Actor:
+        return self._actor or self.uow.actor
 
     @property
     def session(self) -> Session:
-        return self.repository.session
+        return self.uow.session
 
-    def commit(self) -> None:
-        self.session.commit()
+    def as_system(self) -> Self:
+        """The same service on the same unit of work, past the row policy (internal lookups)."""
+        return type(self)(self.uow, Actor.system())
 
-    # -- reads, limited to what the actor may see ------------------------------------------
+    # -- the policy ------------------------------------------------------------------------------
 
-    def visible_filters(self, context: AuthorizationContext) -> list[ColumnElement[bool]]:
-        """Rows the actor may see: the domain's own filters plus the scope strategy's."""
+    def row_filters(self) -> list[ColumnElement[bool]]:
+        """Rows this service may touch: the domain's own filters plus the policy's for the actor."""
         filters = self.default_filters()
-        if (row_filter := self.scope_strategy.row_filter(context, self.model_type)) is not None:
-            filters.append(row_filter)
+        if (policy_filter := self.policy.row_filter(self.actor, self.model_type)) is not None:
+            filters.append(policy_filter)
         return filters
 
     def default_filters(self) -> list[ColumnElement[bool]]:
         """Rows that exist for every reader (override to hide soft-deleted rows)."""
         return []
 
-    def get_visible(self, context: AuthorizationContext, item_id: UUID) -> ModelT:
-        """The row, or NotFoundError when it does not exist or the actor may not see it."""
-        item = self.get_one_or_none(self.model_type.id == item_id, *self.visible_filters(context))
-        if item is None:
-            raise NotFoundError(f"{self.model_type.__name__} {item_id} not found")
-        return item
+    def _ensure_allowed(self, row: ModelT) -> ModelT:
+        if not self.policy.allows(self.actor, row):
+            raise PermissionDeniedError(f"this {self.model_type.__name__} is not yours to write")
+        return row
 
-    def list_visible(self, context: AuthorizationContext, params: ListParams) -> tuple[list[ModelT], int]:
+    # -- reads -----------------------------------------------------------------------------------
+
+    def get(self, item_id: Any, **kwargs: Any) -> ModelT:
+        """The row, or NotFoundError when it does not exist or the actor may not see it."""
+        try:
+            return super().get(item_id, **kwargs)
+        except RepositoryNotFoundError as error:
+            raise NotFoundError(f"{self.model_type.__name__} {item_id} not found") from error
+
+    def page(self, params: ListParams) -> Page[ModelT]:
+        """One page in a stable order, with a total that stops counting at COUNT_CAP."""
         if params.order_by not in self.sortable_fields:
             raise DomainValidationError(
                 "cannot sort on this field",
-                [{"key": "order_by", "message": f"one of {sorted(self.sortable_fields)}"}],
+                [{"key": "order_by", "message": f"one of {', '.join(sorted(self.sortable_fields))}"}],
             )
-        items, total = self.get_many_and_count(*self.visible_filters(context), *params.to_filters(self.search_fields))
-        return list(items), total
+        model = self.model_type
+        conditions = [*self.row_filters(), *params.conditions(model, self.search_fields)]
+        direction = desc if params.sort_order == "desc" else asc
+        statement = (
+            select(model)
+            .where(*conditions)
+            .order_by(direction(getattr(model, params.order_by)), direction(model.id))
+            .limit(params.limit)
+            .offset(params.offset)
+        )
+        items = list(self.session.scalars(statement))
+        if (items and len(items) < params.limit) or (not items and params.offset == 0):
+            # The last page: the total is known without counting.
+            return Page(items, params.limit, params.offset, params.offset + len(items), total_is_exact=True)
+        capped = select(literal(1)).select_from(model).where(*conditions).limit(COUNT_CAP + 1).subquery()
+        total = self.session.scalar(select(func.count()).select_from(capped)) or 0
+        return Page(items, params.limit, params.offset, min(total, COUNT_CAP), total_is_exact=total <= COUNT_CAP)
 
-    # -- writes ------------------------------------------------------------------------------
+    # -- writes: each checks the row against the policy ------------------------------------------
 
     def create(self, data: Any, **kwargs: Any) -> ModelT:
+        row = self._ensure_allowed(self.to_model(data, "create"))
         with self._conflicts_as_domain_errors():
-            return super().create(data, **kwargs)
+            return self.repository.add(row, **kwargs)
 
-    def update(self, data: Mapping[str, Any] | BaseModel, item_id: Any = None, **kwargs: Any) -> ModelT:
-        """Partial update by id: only the fields supplied change (see `apply_changes`)."""
-        item = self.get_one_or_none(self.model_type.id == item_id)
-        if item is None:
-            raise NotFoundError(f"{self.model_type.__name__} {item_id} not found")
-        return self.apply_changes(item, data, **kwargs)
+    def create_many(self, data: Iterable[Any], **_: Any) -> list[ModelT]:  # type: ignore[override]
+        return [self.create(item) for item in data]
 
-    def apply_changes(self, item: ModelT, data: Mapping[str, Any] | BaseModel, **kwargs: Any) -> ModelT:
-        """Set only the supplied fields on a loaded row, through the `to_model_on_update` hook.
+    def update(self, data: Mapping[str, Any] | BaseModel | ModelT, item_id: Any = None, **_: Any) -> ModelT:  # type: ignore[override]
+        """Partial update of a row the actor may see: only the fields supplied change."""
+        if item_id is None:
+            item_id = data.get("id") if isinstance(data, Mapping) else getattr(data, "id", None)
+        if item_id is None:
+            raise DomainValidationError("an update needs the row's id", [{"key": "id", "message": "required"}])
+        return self.apply_changes(self.get(item_id), data)
 
-        advanced-alchemy's stock update turns a dict into a SQLModel row first, which fills in
+    def update_many(self, data: Iterable[Any], **_: Any) -> list[ModelT]:  # type: ignore[override]
+        return [self.update(item) for item in data]
+
+    def upsert(self, data: Any, item_id: Any = None, *, match_fields: Any = None, **_: Any) -> ModelT:  # type: ignore[override]
+        """Update the visible row matching `item_id` or `match_fields`, else create one."""
+        values = self._as_dict(data)
+        if item_id is None and match_fields is None:
+            item_id = values.get("id")
+        existing = None
+        if item_id is not None:
+            existing = self.get_one_or_none(self.model_type.id == item_id)
+        elif match_fields is not None:
+            names = [match_fields] if isinstance(match_fields, str) else list(match_fields)
+            existing = self.get_one_or_none(**{name: values[name] for name in names})
+        return self.apply_changes(existing, values) if existing is not None else self.create(values)
+
+    def upsert_many(self, data: Iterable[Any], **kwargs: Any) -> list[ModelT]:  # type: ignore[override]
+        return [self.upsert(item, **kwargs) for item in data]
+
+    def get_or_upsert(self, match_fields: Any = None, upsert: bool = True, **values: Any) -> tuple[ModelT, bool]:  # type: ignore[override]
+        names = [match_fields] if isinstance(match_fields, str) else list(match_fields or values)
+        existing = self.get_one_or_none(**{name: values[name] for name in names})
+        if existing is None:
+            return self.create(values), True
+        return (self.apply_changes(existing, values) if upsert else existing), False
+
+    def get_and_update(self, match_fields: Any = None, **values: Any) -> tuple[ModelT, bool]:  # type: ignore[override]
+        names = [match_fields] if isinstance(match_fields, str) else list(match_fields or values)
+        existing = self.get_one_or_none(**{name: values[name] for name in names})
+        if existing is None:
+            raise NotFoundError(f"{self.model_type.__name__} not found")
+        return self.apply_changes(existing, values), True
+
+    def apply_changes(self, row: ModelT, data: Mapping[str, Any] | BaseModel | ModelT) -> ModelT:
+        """Set only the supplied fields on a loaded row (through `to_model_on_update`), then flush.
+
+        advanced-alchemy's stock update builds a SQLModel row from the data first, which fills in
         every default (a new id, created_at...) and copies them onto the stored row.
         """
-        changes = data.model_dump(exclude_unset=True) if isinstance(data, BaseModel) else dict(data)
+        changes = self._as_dict(data)
+        changes.pop("id", None)
         for name, value in self.to_model_on_update(changes).items():
-            setattr(item, name, value)
+            setattr(row, name, value)
+        self._ensure_allowed(row)
         with self._conflicts_as_domain_errors():
-            return self.repository.update(item, **kwargs)
+            self.session.flush()
+        return row
+
+    @staticmethod
+    def _as_dict(data: Any) -> dict[str, Any]:
+        if isinstance(data, BaseModel):
+            return data.model_dump(exclude_unset=True)
+        return dict(data)
 
     @contextmanager
     def _conflicts_as_domain_errors(self) -> Iterator[None]:
@@ -103,14 +184,15 @@ class Service(SQLAlchemySyncRepositoryService[ModelT, Repository[ModelT]], Gener
 
         advanced-alchemy wraps every statement error (an unreachable database, a missing table...)
         in its IntegrityError; only a real integrity violation from the database is a conflict.
-        The transaction is the caller's: it rolls back (or wraps the write in a savepoint).
+        The transaction is the unit of work's: it rolls back (or the caller used a savepoint).
         """
         try:
             yield
-        except IntegrityError as error:
-            if not isinstance(error.__cause__, sa_exc.IntegrityError):
+        except (IntegrityError, sa_exc.IntegrityError) as error:
+            cause = error if isinstance(error, sa_exc.IntegrityError) else error.__cause__
+            if not isinstance(cause, sa_exc.IntegrityError):
                 raise
-            message = str(error.__cause__.orig)
+            message = str(cause.orig)
             detail = next(
                 (text for column, text in self.conflict_messages.items() if column in message),
                 "the change conflicts with an existing row",

@@ -10,13 +10,14 @@ from functools import cached_property
 from typing import Annotated, Any
 
 import msgspec
-from sqlalchemy.orm import Session
+from sqlalchemy import select
 
-from app.domains.base.authorization import AuthMethod, AuthorizationContext, Role
+from app.domains.base.actors import Actor, AuthMethod, Role
 from app.domains.base.exceptions import AuthenticationError, DomainError, MalformedInputError
-from app.domains.users.authorization import ALL_SCOPES
+from app.domains.base.permissions import permissions
+from app.domains.base.unit_of_work import UnitOfWork
 from app.domains.users.models import User
-from app.domains.users.service import UserService
+from app.domains.users.service import UserService, is_usable
 from app.domains.webhooks.models import Outcome
 from app.domains.webhooks.service import WebhookEventService
 
@@ -84,32 +85,34 @@ def parse_event(payload: Any) -> ClerkEvent:
 
 
 class ClerkSync:
-    """Applies Clerk events to users. One instance per unit of work (it shares the session)."""
+    """Applies Clerk events to users, in the caller's unit of work (which commits).
 
-    def __init__(self, session: Session, *, auto_commit: bool = False) -> None:
-        self.session = session
-        self.auto_commit = auto_commit
+    It acts with the system's authority: its input was verified (a signed webhook, a verified
+    session token, Clerk's own API), and a user's sync must reach rows no actor may see.
+    """
+
+    def __init__(self, uow: UnitOfWork) -> None:
+        self.uow = uow
+        self.session = uow.session
 
     @cached_property
     def users(self) -> UserService:
-        return UserService(self.session)
+        return UserService(self.uow, Actor.system())
 
     @cached_property
     def events(self) -> WebhookEventService:  # not built on the authentication path
-        return WebhookEventService(self.session)
+        return WebhookEventService(self.uow, Actor.system())
 
-    def authenticate(self, clerk_id: str) -> AuthorizationContext:
+    def authenticate(self, clerk_id: str) -> Actor:
         """The actor behind a verified session token; its user is created on first sight (the
         `user.created` webhook may not have arrived yet)."""
         user = self.ensure_user(clerk_id)
-        if self.auto_commit:
-            self.session.commit()
-        if user.deleted_at is not None or not user.is_active:
+        if not is_usable(user):
             raise AuthenticationError("the session's user is inactive", reason="user_inactive")
-        return AuthorizationContext(user.id, Role(user.role), ALL_SCOPES, AuthMethod.CLERK_SESSION)
+        return Actor(user.id, Role(user.role), permissions.all(), AuthMethod.CLERK_SESSION)
 
     def handle_delivery(self, svix_id: str, payload: Any) -> SyncResult:
-        """Record the delivery and apply it, in the caller's transaction (it commits once).
+        """Record the delivery and apply it, in the caller's unit of work (it commits once).
 
         A redelivery (same `svix_id`) is recognised and changes nothing. An event that cannot be
         applied is recorded as failed with its reason, so the sender is told to stop retrying.
@@ -125,8 +128,6 @@ class ClerkSync:
         except (DomainError, msgspec.ValidationError) as error:
             outcome, detail = Outcome.FAILED, getattr(error, "detail", None) or str(error)
         self.events.finish(recorded, outcome, detail)
-        if self.auto_commit:
-            self.session.commit()
         return SyncResult(outcome, detail)
 
     def _apply(self, event: ClerkEvent) -> tuple[Outcome, str | None]:
@@ -167,11 +168,15 @@ class ClerkSync:
         `lock` holds the row until commit (PostgreSQL), so concurrent events for one user apply
         one after the other and the "older update" check sees the latest state.
         """
-        user = self.users.get_one_or_none(User.clerk_id == clerk_id, with_for_update=lock or None)
+        by_clerk_id = select(User).where(User.clerk_id == clerk_id)  # tombstones included, on purpose
+        if lock:
+            by_clerk_id = by_clerk_id.with_for_update()
+        user = self.session.scalars(by_clerk_id).one_or_none()
         if user is None:
             values: dict[str, Any] = {"clerk_id": clerk_id}
             if created_at is not None:
                 values["created_at"] = created_at
-            self.users.repository.insert_if_absent(values, unique_column="clerk_id")
-            user = self.users.get_one(User.clerk_id == clerk_id, with_for_update=lock or None)
+            user = self.users.repository.insert_if_absent(values, unique_column="clerk_id")
+            if user is None:  # a concurrent first sight inserted it: it has committed, read it
+                user = self.session.scalars(by_clerk_id).one()
         return user

@@ -6,13 +6,13 @@ from uuid import UUID
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
-from app.domains.base.authorization import Role
+from app.domains.base.actors import Role
 from app.domains.base.models import TableBase
 
 
 class UserBase(SQLModel):
-    first_name: str | None = Field(default=None, max_length=100)
-    last_name: str | None = Field(default=None, max_length=100)
+    first_name: str | None = Field(default=None, max_length=100, index=True)
+    last_name: str | None = Field(default=None, max_length=100, index=True)
     image_url: str | None = Field(default=None, max_length=2048)
 
 
@@ -31,7 +31,7 @@ class User(UserBase, TableBase, table=True):
 
 
 class APIKeyBase(SQLModel):
-    name: str = Field(min_length=1, max_length=100)
+    name: str = Field(min_length=1, max_length=100, index=True)
 
 
 class APIKey(APIKeyBase, TableBase, table=True):
@@ -41,6 +41,6 @@ class APIKey(APIKeyBase, TableBase, table=True):
     prefix: str = Field(max_length=32, unique=True, index=True)
     key_hash: str = Field(max_length=255)
     scopes: list[str] = Field(default_factory=list, sa_type=sa.JSON)
-    expires_at: datetime | None = None
+    expires_at: datetime | None = Field(default=None, index=True)
     revoked_at: datetime | None = None
-    last_used_at: datetime | None = None
+    last_used_at: datetime | None = Field(default=None, index=True)

@@ -1,17 +1,23 @@
 """What crosses the domain's boundary: create/update inputs and public views (never the tables)."""
 
 from datetime import datetime
-from typing import Self
+from typing import Annotated, Self
 from uuid import UUID
 
-from pydantic import AwareDatetime, ConfigDict, EmailStr, model_validator
+from pydantic import AfterValidator, AwareDatetime, ConfigDict, EmailStr, model_validator
 from sqlmodel import Field
 
-from app.domains.base.authorization import Role
-from app.domains.users.authorization import Scope
+from app.domains.base.actors import Role
+from app.domains.base.permissions import permissions
 from app.domains.users.models import APIKeyBase, UserBase
 
 _FORBID_UNKNOWN = ConfigDict(extra="forbid")
+
+
+def _registered_permissions(names: list[str] | None) -> list[str] | None:
+    if names is not None and (unknown := permissions.unknown(names)):
+        raise ValueError(f"unknown permissions: {', '.join(unknown)}")
+    return names
 
 
 class UserCreate(UserBase):
@@ -53,7 +59,10 @@ class UserPublic(UserBase):
 class APIKeyCreate(APIKeyBase):
     model_config = _FORBID_UNKNOWN
 
-    scopes: list[Scope] | None = Field(default=None, description="Defaults to every scope of the creator")
+    scopes: Annotated[list[str] | None, AfterValidator(_registered_permissions)] = Field(
+        default=None,
+        description="The permissions the key grants (e.g. users:read); defaults to every permission of its creator",
+    )
     expires_at: AwareDatetime | None = None
 
 

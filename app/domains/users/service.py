@@ -6,24 +6,19 @@ from uuid import UUID
 
 from pydantic import BaseModel
 from sqlalchemy import select, update
-from sqlalchemy.orm import Session
 
-from app.domains.base.authorization import AuthMethod, AuthorizationContext, Role, require_admin
-from app.domains.base.exceptions import DomainValidationError, PermissionDeniedError
+from app.domains.base.actors import Actor, AuthMethod, Role, require_admin
+from app.domains.base.exceptions import DomainValidationError, NotFoundError, PermissionDeniedError
 from app.domains.base.models import utcnow
+from app.domains.base.permissions import permissions
 from app.domains.base.service import Service
-from app.domains.users.authorization import (
-    ALL_SCOPES,
-    api_keys_scope,
-    ensure_can_change_user,
-    ensure_can_grant,
-    users_scope,
-)
+from app.domains.base.unit_of_work import UnitOfWork
+from app.domains.users.api_keys import KeyHasher, api_key_prefix, generate_api_key
 from app.domains.users.exceptions import InvalidAPIKeyError
 from app.domains.users.models import APIKey, User
 from app.domains.users.repository import APIKeyRepository, UserRepository
+from app.domains.users.rules import api_keys_policy, ensure_can_change_user, ensure_can_grant, users_policy
 from app.domains.users.schemas import APIKeyCreate, UserCreate, UserUpdate
-from app.infrastructure.security import APIKeyHasher, api_key_prefix, generate_api_key
 
 # last_used_at is refreshed at most this often per key, so authentication rarely writes.
 LAST_USED_PRECISION = timedelta(minutes=1)
@@ -38,9 +33,13 @@ def _normalized(data: Any) -> Any:
     return data
 
 
+def is_usable(user: User) -> bool:
+    return user.deleted_at is None and user.is_active
+
+
 class UserService(Service[User]):
     repository_type = UserRepository
-    scope_strategy = users_scope
+    policy = users_policy
     sortable_fields = frozenset({"created_at", "updated_at", "email", "first_name", "last_name"})
     search_fields = frozenset({"email", "first_name", "last_name"})
     conflict_messages = {  # noqa: RUF012
@@ -57,22 +56,30 @@ class UserService(Service[User]):
     def to_model_on_update(self, data: Any) -> Any:
         return _normalized(data)
 
-    def create_user(self, context: AuthorizationContext, data: UserCreate) -> User:
-        require_admin(context)
+    def current(self) -> User:
+        """The actor's own user. Authentication loaded it into this session: no query."""
+        user = self.session.get(User, self.actor.user_id) if self.actor.user_id else None
+        if user is None or not is_usable(user):
+            raise NotFoundError("the actor is not a user")
+        return user
+
+    def create_user(self, data: UserCreate) -> User:
+        require_admin(self.actor)
         return self.create(data)
 
-    def update_visible(self, context: AuthorizationContext, user_id: UUID, changes: UserUpdate) -> User:
-        user = self.get_visible(context, user_id)
-        ensure_can_change_user(context, changes.model_fields_set)
+    def change(self, user_id: UUID, changes: UserUpdate) -> User:
+        user = self.get(user_id)
+        ensure_can_change_user(self.actor, changes.model_fields_set)
         return self.apply_changes(user, changes)
 
-    def delete_visible(self, context: AuthorizationContext, user_id: UUID) -> None:
-        user = self.get_visible(context, user_id)
-        require_admin(context)
+    def remove(self, user_id: UUID) -> None:
+        """Soft delete (admins): see `tombstone`."""
+        user = self.get(user_id)
+        require_admin(self.actor)
         self.tombstone(user)
 
     def tombstone(self, user: User) -> User:
-        """Soft delete: keep the row (and its id) but no personal data, and revoke its keys."""
+        """Keep the row (and its id) but no personal data, and revoke its keys."""
         now = utcnow()
         self.session.execute(
             update(APIKey).where(APIKey.user_id == user.id, APIKey.revoked_at.is_(None)).values(revoked_at=now)
@@ -85,20 +92,21 @@ class UserService(Service[User]):
 
 class APIKeyService(Service[APIKey]):
     repository_type = APIKeyRepository
-    scope_strategy = api_keys_scope
+    policy = api_keys_policy
     sortable_fields = frozenset({"created_at", "name", "expires_at", "last_used_at"})
     search_fields = frozenset({"name", "prefix"})
 
-    def __init__(self, session: Session, hasher: APIKeyHasher, **kwargs: Any) -> None:
-        super().__init__(session, **kwargs)
-        self.hasher = hasher
+    def __init__(self, uow: UnitOfWork, actor: Actor | None = None) -> None:
+        super().__init__(uow, actor)
+        self.hasher = uow.resource(KeyHasher)  # type: ignore[type-abstract]
 
-    def issue(self, context: AuthorizationContext, data: APIKeyCreate) -> tuple[APIKey, str]:
+    def issue(self, data: APIKeyCreate) -> tuple[APIKey, str]:
         """Create a key owned by the actor; returns the row and the full key (shown once)."""
-        if context.user_id is None:
+        actor = self.actor
+        if actor.user_id is None:
             raise PermissionDeniedError("an API key must belong to a user")
-        scopes = sorted(set(data.scopes) if data.scopes is not None else context.scopes & ALL_SCOPES)
-        ensure_can_grant(context, scopes)
+        scopes = sorted(set(data.scopes) if data.scopes is not None else actor.permissions)
+        ensure_can_grant(actor, scopes)
         if data.expires_at is not None and data.expires_at <= utcnow():
             raise DomainValidationError(
                 "the key would already be expired", [{"key": "expires_at", "message": "must be in the future"}]
@@ -106,7 +114,7 @@ class APIKeyService(Service[APIKey]):
         generated = generate_api_key()
         row = self.create(
             {
-                "user_id": context.user_id,
+                "user_id": actor.user_id,
                 "name": data.name,
                 "prefix": generated.prefix,
                 "key_hash": self.hasher.hash(generated.key),
@@ -116,21 +124,22 @@ class APIKeyService(Service[APIKey]):
         )
         return row, generated.key
 
-    def revoke_visible(self, context: AuthorizationContext, key_id: UUID) -> APIKey:
-        key = self.get_visible(context, key_id)
+    def revoke(self, key_id: UUID) -> APIKey:
+        key = self.get(key_id)
         if key.revoked_at is not None:
             return key
         return self.apply_changes(key, {"revoked_at": utcnow()})
 
-    def authenticate(self, raw_key: str) -> AuthorizationContext:
-        """The actor behind a key. One query per call; argon2 only the first time a process sees it."""
+    def authenticate(self, raw_key: str) -> Actor:
+        """The actor behind a key: one query (key and user), argon2 only the first time a process
+        sees the key, and nothing hashed for a key that could not be used anyway."""
         prefix = api_key_prefix(raw_key)
         if prefix is None:
             raise InvalidAPIKeyError("malformed API key")
         found = self.session.execute(
             select(APIKey, User).join(User, APIKey.user_id == User.id).where(APIKey.prefix == prefix)
         ).one_or_none()
-        if found is None or not self.hasher.verify(raw_key, found.APIKey.key_hash):
+        if found is None:
             raise InvalidAPIKeyError("invalid API key")
         key, user = found
         now = utcnow()
@@ -138,15 +147,16 @@ class APIKeyService(Service[APIKey]):
             raise InvalidAPIKeyError("API key revoked")
         if key.expires_at is not None and key.expires_at <= now:
             raise InvalidAPIKeyError("API key expired")
-        if user.deleted_at is not None or not user.is_active:
+        if not is_usable(user):
             raise InvalidAPIKeyError("the key's user is inactive")
+        if not self.hasher.verify(raw_key, key.key_hash):
+            raise InvalidAPIKeyError("invalid API key")
         if key.last_used_at is None or now - key.last_used_at >= LAST_USED_PRECISION:
-            self.session.execute(update(APIKey).where(APIKey.id == key.id).values(last_used_at=now))
-            self.commit()
-        return AuthorizationContext(
+            key.last_used_at = now  # written with the unit of work's commit
+        return Actor(
             user_id=user.id,
             role=Role(user.role),
-            scopes=frozenset(key.scopes) & ALL_SCOPES,
+            permissions=frozenset(key.scopes) & permissions.all(),
             method=AuthMethod.API_KEY,
             api_key_id=key.id,
         )

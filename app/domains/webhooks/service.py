@@ -4,8 +4,8 @@ from typing import Any
 
 from sqlalchemy import update
 
-from app.domains.base.authorization import AdminsOnly
 from app.domains.base.models import utcnow
+from app.domains.base.policies import AdminsOnly
 from app.domains.base.repository import Repository
 from app.domains.base.service import Service
 from app.domains.webhooks.models import Outcome, WebhookEvent
@@ -19,17 +19,16 @@ class WebhookEventRepository(Repository[WebhookEvent]):
 
 class WebhookEventService(Service[WebhookEvent]):
     repository_type = WebhookEventRepository
-    scope_strategy = AdminsOnly()
+    policy = AdminsOnly()
 
     def record_once(
         self, source: str, svix_id: str, event_type: str, subject_id: str | None, payload: dict[str, Any]
     ) -> WebhookEvent | None:
         """The new event row, or None when this delivery was recorded before (a redelivery)."""
-        inserted = self.repository.insert_if_absent(
+        return self.repository.insert_if_absent(
             {"source": source, "svix_id": svix_id, "type": event_type, "subject_id": subject_id, "payload": payload},
             unique_column="svix_id",
         )
-        return self.get_one(WebhookEvent.svix_id == svix_id) if inserted else None
 
     def finish(self, event: WebhookEvent, outcome: Outcome, detail: str | None = None) -> WebhookEvent:
         return self.apply_changes(

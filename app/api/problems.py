@@ -1,14 +1,17 @@
 """Every error leaves as RFC 9457 problem details. Domain errors are mapped to HTTP here, once."""
 
 import logging
+from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
 
 import pydantic
 from advanced_alchemy.exceptions import NotFoundError as RepositoryNotFoundError
+from advanced_alchemy.exceptions import RepositoryError
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.types import ExceptionHandlersMap
+from sqlalchemy import exc as sa_exc
 
 from app.domains.base.exceptions import (
     AuthenticationError,
@@ -24,6 +27,20 @@ from app.infrastructure.svix import WebhookRejected
 logger = logging.getLogger(__name__)
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
+DATABASE_RETRY_AFTER_SECONDS = 5
+
+
+@dataclass
+class ProblemDetails:
+    """RFC 9457. `errors` lists invalid fields (400, 422); `reason` names a failed check (401)."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    errors: list[dict[str, Any]] | None = None
+    reason: str | None = None
+
 
 DOMAIN_ERROR_STATUS: dict[type[DomainError], int] = {
     MalformedInputError: 400,
@@ -69,6 +86,20 @@ def _repository_not_found(_: Request, exc: RepositoryNotFoundError) -> Response[
     return problem(404, "not found")
 
 
+def _database_unavailable(request: Request, exc: Exception) -> Response[dict[str, Any]]:
+    """An unreachable database, a pool with no free connection: retry later, not a 500."""
+    logger.warning("database unavailable on %s %s: %s", request.method, request.url.path, type(exc).__name__)
+    headers = {"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)}
+    return problem(503, "the database is unavailable, retry later", headers=headers)
+
+
+def _repository_error(request: Request, exc: RepositoryError) -> Response[dict[str, Any]]:
+    """advanced-alchemy wraps every statement error; unwrap what is an outage."""
+    if isinstance(exc.__cause__, sa_exc.OperationalError | sa_exc.TimeoutError):
+        return _database_unavailable(request, exc.__cause__)
+    return _unexpected_error(request, exc)
+
+
 def _unexpected_error(request: Request, exc: Exception) -> Response[dict[str, Any]]:
     logger.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return problem(500, "internal server error")
@@ -81,5 +112,8 @@ exception_handlers: ExceptionHandlersMap = {
     pydantic.ValidationError: _pydantic_validation_error,
     HTTPException: _http_error,
     RepositoryNotFoundError: _repository_not_found,
+    RepositoryError: _repository_error,
+    sa_exc.OperationalError: _database_unavailable,
+    sa_exc.TimeoutError: _database_unavailable,
     Exception: _unexpected_error,
 }

@@ -1,0 +1,114 @@
+"""Route decorators for handlers that work on the database: `get`, `post`, `patch`, `delete`.
+
+Each wraps Litestar's decorator of the same name and runs the handler as **one worker-thread call
+inside the request's unit of work**: authenticate the credential (the same session), check the
+route's requirement, run the handler, commit (or roll back on error), close the session. One hop,
+one session, one transaction per request; no connection crosses back to the event loop.
+
+    @get("/{user_id:uuid}", operation_id="getUser", requires=UserPermission.USERS_READ)
+    def get_user(self, users: Users, user_id: FromPath[UUID]) -> UserPublic: ...
+
+`requires` names a permission, `admin=True` reserves the route to admins, `public=True` skips
+authentication (the actor is anonymous: it sees no row). `errors` lists the statuses besides the
+ones every route may return, so the OpenAPI document states them all.
+"""
+
+import functools
+import inspect
+from collections.abc import Callable
+from http import HTTPStatus
+from typing import Any
+
+import litestar
+from litestar.openapi.datastructures import ResponseSpec
+from sqlmodel import SQLModel
+
+from app.api.auth import RequestUnitOfWork
+from app.api.dependencies import UnitOfWorkDep
+from app.api.problems import PROBLEM_MEDIA_TYPE, ProblemDetails
+from app.domains.base.actors import Actor, require_admin, require_permission
+from app.domains.base.permissions import permissions
+
+Handler = Callable[..., Any]
+
+
+def _problem_responses(statuses: set[int]) -> dict[int, ResponseSpec]:
+    return {
+        status: ResponseSpec(
+            data_container=ProblemDetails, media_type=PROBLEM_MEDIA_TYPE, description=HTTPStatus(status).phrase
+        )
+        for status in sorted(statuses)
+    }
+
+
+def _check(actor: Actor, requires: str | None, admin: bool) -> None:
+    if requires is not None:
+        require_permission(actor, requires)
+    if admin:
+        require_admin(actor)
+
+
+def _in_unit_of_work(fn: Handler, requires: str | None, admin: bool, public: bool) -> Handler:
+    signature = inspect.signature(fn)
+    wants_uow = "uow" in signature.parameters
+    returned = signature.return_annotation
+    if (
+        inspect.isclass(returned)
+        and issubclass(returned, SQLModel)
+        and getattr(returned, "__table__", None) is not None
+    ):
+        raise TypeError(f"{fn.__qualname__} returns a table; return its Public schema (tables leak columns)")
+
+    @functools.wraps(fn)
+    def handler(*args: Any, uow: RequestUnitOfWork, **kwargs: Any) -> Any:
+        with uow:  # commits when the handler returns, rolls back when it raises; closes either way
+            _check(uow.authenticate(anonymous=public), requires, admin)
+            return fn(*args, uow=uow, **kwargs) if wants_uow else fn(*args, **kwargs)
+
+    if not wants_uow:  # Litestar injects the unit of work into the wrapper all the same
+        uow_parameter = inspect.Parameter("uow", inspect.Parameter.KEYWORD_ONLY, annotation=UnitOfWorkDep)
+        handler.__signature__ = signature.replace(parameters=[*signature.parameters.values(), uow_parameter])  # type: ignore[attr-defined]
+        handler.__annotations__ = {**fn.__annotations__, "uow": UnitOfWorkDep}
+    return handler
+
+
+def _route(litestar_decorator: Callable[..., Any]) -> Callable[..., Callable[[Handler], Any]]:
+    def decorator(
+        path: str,
+        *,
+        operation_id: str,
+        requires: str | None = None,
+        admin: bool = False,
+        public: bool = False,
+        errors: tuple[int, ...] = (),
+        **kwargs: Any,
+    ) -> Callable[[Handler], Any]:
+        if requires is not None and (unknown := permissions.unknown([requires])):
+            raise ValueError(f"{operation_id}: no domain declares the permission {unknown[0]!r}")
+        statuses = {400, 503, *errors}
+        if not public:
+            statuses |= {401, 403}
+        if "{" in path:
+            statuses.add(404)
+        if public:
+            kwargs.setdefault("opt", {})["exclude_from_auth"] = True
+            kwargs.setdefault("security", [{}])
+
+        def wrap(fn: Handler) -> Any:
+            return litestar_decorator(
+                path,
+                operation_id=operation_id,
+                sync_to_thread=True,
+                responses=_problem_responses(statuses),
+                **kwargs,
+            )(_in_unit_of_work(fn, requires, admin, public))
+
+        return wrap
+
+    return decorator
+
+
+get = _route(litestar.get)
+post = _route(litestar.post)
+patch = _route(litestar.patch)
+delete = _route(litestar.delete)

@@ -1,0 +1,68 @@
+"""One container per process: everything built once from settings, shared by every unit of work.
+
+The API, the CLI, the flows and the tests all start here:
+
+    container = bootstrap()               # settings from the environment
+    with container.unit_of_work(Actor.system()) as uow:
+        ...
+    container.dispose()
+"""
+
+from dataclasses import dataclass
+
+import app.models  # noqa: F401  (every domain's tables and permissions are registered)
+from app.domains.base.actors import Actor
+from app.domains.base.unit_of_work import UnitOfWork
+from app.domains.users.api_keys import KeyHasher
+from app.infrastructure.clerk import ClerkTokenVerifier
+from app.infrastructure.config import Settings, get_settings
+from app.infrastructure.database import Database
+from app.infrastructure.hashing import APIKeyHasher
+from app.infrastructure.svix import SvixVerifier
+
+
+@dataclass(frozen=True, slots=True)
+class Container:
+    settings: Settings
+    database: Database
+    hasher: APIKeyHasher
+    clerk_verifier: ClerkTokenVerifier | None  # None: session tokens are refused
+    svix_verifier: SvixVerifier | None  # None: webhooks are refused
+
+    @property
+    def resources(self) -> dict[type, object]:
+        """What services may ask their unit of work for (`uow.resource(KeyHasher)`)."""
+        return {KeyHasher: self.hasher}
+
+    def unit_of_work(self, actor: Actor | None = None) -> UnitOfWork:
+        return UnitOfWork(self.database.session_factory, actor, self.resources)
+
+    def dispose(self) -> None:
+        self.database.dispose()
+
+
+def bootstrap(settings: Settings | None = None) -> Container:
+    settings = settings or get_settings()
+    return Container(
+        settings=settings,
+        database=Database(settings),
+        hasher=APIKeyHasher(settings.argon2_time_cost, settings.argon2_memory_cost_kib),
+        clerk_verifier=_clerk_verifier(settings),
+        svix_verifier=_svix_verifier(settings),
+    )
+
+
+def _clerk_verifier(settings: Settings) -> ClerkTokenVerifier | None:
+    if not settings.clerk_issuer:
+        return None
+    return ClerkTokenVerifier(
+        settings.clerk_issuer,
+        settings.clerk_authorized_parties,
+        pem_key=settings.clerk_jwt_key,
+        jwks_url=settings.clerk_jwks_endpoint,
+    )
+
+
+def _svix_verifier(settings: Settings) -> SvixVerifier | None:
+    secret = settings.clerk_webhook_signing_secret
+    return SvixVerifier(secret.get_secret_value()) if secret else None

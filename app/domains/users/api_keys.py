@@ -1,0 +1,36 @@
+"""The API-key format, a rule of this domain; hashing is the infrastructure's (`KeyHasher`).
+
+A key looks like `sk_<16 hex: public prefix>_<43 url-safe chars: secret>`: the `sk_` marker lets secret
+scanners spot it, the prefix finds the row, and only a slow hash of the whole key is stored.
+"""
+
+import re
+import secrets
+from dataclasses import dataclass
+from typing import Protocol
+
+KEY_MARKER = "sk_"
+_KEY_PATTERN = re.compile(r"sk_([0-9a-f]{16})_([A-Za-z0-9_-]{43})")
+
+
+class KeyHasher(Protocol):
+    def hash(self, key: str) -> str: ...
+
+    def verify(self, key: str, stored_hash: str) -> bool: ...
+
+
+@dataclass(frozen=True, slots=True)
+class GeneratedKey:
+    prefix: str  # stored in clear, shown in listings
+    key: str  # shown once to its owner
+
+
+def generate_api_key() -> GeneratedKey:
+    prefix = f"{KEY_MARKER}{secrets.token_hex(8)}"
+    return GeneratedKey(prefix=prefix, key=f"{prefix}_{secrets.token_urlsafe(32)}")
+
+
+def api_key_prefix(key: str) -> str | None:
+    """The public prefix of a well-formed key, or None."""
+    match = _KEY_PATTERN.fullmatch(key)
+    return f"{KEY_MARKER}{match.group(1)}" if match else None
