@@ -73,19 +73,23 @@ def live_server(settings: Settings, tmp_path) -> Iterator[str]:
             server.wait()
 
 
-async def _burst(base_url: str, headers: dict[str, str]) -> tuple[Counter, float]:
-    limits = httpx.Limits(max_connections=ME_REQUESTS + LIST_REQUESTS)
+READS = [("GET", "/api/users/me")] * ME_REQUESTS + [("GET", "/api/users?limit=5")] * LIST_REQUESTS
+WRITES = [("PATCH", "/api/users/me")] * 50
+
+
+async def _burst(base_url: str, headers: dict[str, str], requests=READS) -> tuple[Counter, float]:
+    limits = httpx.Limits(max_connections=len(requests))
     async with httpx.AsyncClient(base_url=base_url, headers=headers, limits=limits, timeout=60) as client:
 
-        async def status(path: str) -> int | str:
+        async def status(number: int, method: str, path: str) -> int | str:
+            body = {"first_name": f"n{number}"} if method == "PATCH" else None
             try:
-                return (await client.get(path)).status_code
+                return (await client.request(method, path, json=body)).status_code
             except httpx.HTTPError as error:
                 return type(error).__name__
 
         started = time.perf_counter()
-        paths = ["/api/users/me"] * ME_REQUESTS + ["/api/users?limit=5"] * LIST_REQUESTS
-        statuses = await asyncio.gather(*(status(path) for path in paths))
+        statuses = await asyncio.gather(*(status(number, *request) for number, request in enumerate(requests)))
         return Counter(statuses), time.perf_counter() - started
 
 
@@ -109,6 +113,22 @@ def test_concurrent_first_requests_of_a_new_clerk_user(
     assert statuses == Counter({200: total})
     with database.session() as session:
         assert session.query(User).filter(User.clerk_id == "user_stampede").count() == 1
+    assert _connections_idle_in_transaction(settings) == 0
+
+
+@pytest.mark.parametrize("credential", ["api_key", "clerk_token"])
+def test_concurrent_writes_and_reads_all_succeed(
+    live_server: str, settings: Settings, as_user: Callable, credential: str
+) -> None:
+    """Writes hold a connection until their commit: with reads mixed in, nothing waits forever."""
+    _, headers = as_user(clerk_id="user_writer")
+    if credential == "clerk_token":
+        headers = {"Authorization": f"Bearer {CLERK_KEY.mint(sub='user_writer')}"}
+    requests = WRITES + READS[:100] + READS[-50:]  # writes, /me and lists, all at once
+    statuses, elapsed = asyncio.run(_burst(live_server, headers, requests))
+    total = len(requests)
+    print(f"\n{backend_name(settings)}: {total} concurrent {credential} requests, 50 writes: {elapsed:.2f} s")
+    assert statuses == Counter({200: total})
     assert _connections_idle_in_transaction(settings) == 0
 
 

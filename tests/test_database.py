@@ -1,4 +1,4 @@
-"""The engine each backend gets: SQLite with foreign keys and WAL, PostgreSQL with pre-ping."""
+"""The engine each backend gets: SQLite with foreign keys and WAL, PostgreSQL without pre-ping."""
 
 import pytest
 from sqlalchemy import insert, text
@@ -16,8 +16,9 @@ def test_backend_specific_engine_settings(database: Database, settings: Settings
         with database.engine.connect() as connection:
             assert connection.execute(text("PRAGMA foreign_keys")).scalar() == 1
             assert connection.execute(text("PRAGMA journal_mode")).scalar() == "wal"
-    else:
-        assert database.engine.pool._pre_ping is True
+    else:  # no round trip per checkout: connections are recycled instead
+        assert database.engine.pool._pre_ping is False
+        assert database.engine.pool._recycle == settings.database_pool_recycle_seconds
 
 
 def test_foreign_keys_are_enforced(database: Database) -> None:

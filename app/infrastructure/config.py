@@ -35,6 +35,8 @@ class Settings(BaseSettings):
     worker_threads: int = Field(default=16, ge=1, le=256)
     database_pool_size: int | None = Field(default=None, ge=1, le=256)  # default: worker_threads
     database_pool_timeout: float = Field(default=30.0, gt=0)
+    # Connections older than this are replaced at checkout (instead of a pre-ping per checkout).
+    database_pool_recycle_seconds: int = Field(default=1800, ge=1)
 
     argon2_time_cost: int = Field(default=3, ge=1)
     argon2_memory_cost_kib: int = Field(default=64 * 1024, ge=8)

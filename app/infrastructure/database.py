@@ -21,6 +21,9 @@ def build_engine(settings: Settings) -> Engine:
         "pool_size": settings.pool_size,
         "max_overflow": 0,  # overflow connections churn under load; size the pool instead
         "pool_timeout": settings.database_pool_timeout,
+        # No pre-ping: it costs a round trip per checkout. Old connections are recycled, and a
+        # connection found dead invalidates the whole pool at once (one failed request per outage).
+        "pool_recycle": settings.database_pool_recycle_seconds,
     }
     if url.get_backend_name() == "sqlite":
         if url.database and url.database != ":memory:":
@@ -29,7 +32,7 @@ def build_engine(settings: Settings) -> Engine:
         event.listen(engine, "connect", _configure_sqlite)
         return engine
     connect_args = {"connect_timeout": 5} if url.get_backend_name() == "postgresql" else {}
-    return create_engine(url, pool_pre_ping=True, connect_args=connect_args, **options)
+    return create_engine(url, connect_args=connect_args, **options)
 
 
 def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:

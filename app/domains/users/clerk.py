@@ -17,7 +17,7 @@ from app.domains.base.exceptions import AuthenticationError, DomainError, Malfor
 from app.domains.base.permissions import permissions
 from app.domains.base.unit_of_work import UnitOfWork
 from app.domains.users.models import User
-from app.domains.users.service import UserService, is_usable
+from app.domains.users.service import UserService, is_usable, keep_actor_row
 from app.domains.webhooks.models import Outcome
 from app.domains.webhooks.service import WebhookEventService
 
@@ -109,6 +109,7 @@ class ClerkSync:
         user = self.ensure_user(clerk_id)
         if not is_usable(user):
             raise AuthenticationError("the session's user is inactive", reason="user_inactive")
+        keep_actor_row(self.session, user)
         return Actor(user.id, Role(user.role), permissions.all(), AuthMethod.CLERK_SESSION)
 
     def handle_delivery(self, svix_id: str, payload: Any) -> SyncResult:

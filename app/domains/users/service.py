@@ -6,6 +6,7 @@ from uuid import UUID
 
 from pydantic import BaseModel
 from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
 from app.domains.base.actors import Actor, AuthMethod, Role, require_admin
 from app.domains.base.exceptions import DomainValidationError, NotFoundError, PermissionDeniedError
@@ -35,6 +36,12 @@ def _normalized(data: Any) -> Any:
 
 def is_usable(user: User) -> bool:
     return user.deleted_at is None and user.is_active
+
+
+def keep_actor_row(session: Session, user: User) -> None:
+    """Hold the authenticated user for the session's life: its identity map keeps rows only weakly,
+    and `UserService.current()` answers from it without a query."""
+    session.info["actor_user"] = user
 
 
 class UserService(Service[User]):
@@ -68,7 +75,7 @@ class UserService(Service[User]):
         return self.create(data)
 
     def change(self, user_id: UUID, changes: UserUpdate) -> User:
-        user = self.get(user_id)
+        user = self.current() if user_id == self.actor.user_id else self.get(user_id)
         ensure_can_change_user(self.actor, changes.model_fields_set)
         return self.apply_changes(user, changes)
 
@@ -151,6 +158,7 @@ class APIKeyService(Service[APIKey]):
             raise InvalidAPIKeyError("the key's user is inactive")
         if not self.hasher.verify(raw_key, key.key_hash):
             raise InvalidAPIKeyError("invalid API key")
+        keep_actor_row(self.session, user)
         if key.last_used_at is None or now - key.last_used_at >= LAST_USED_PRECISION:
             key.last_used_at = now  # written with the unit of work's commit
         return Actor(

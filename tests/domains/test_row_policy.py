@@ -1,0 +1,127 @@
+"""An actor-bound service applies the row policy to every path it inherits from advanced-alchemy.
+
+A member's UserService must not read, count, change or delete another user through any of them,
+and writes must not create rows the member could not see. Checked on both databases, then the
+other user's row is read back through a fresh session to prove it did not change.
+"""
+
+from collections.abc import Callable
+
+import pytest
+from advanced_alchemy.exceptions import NotFoundError as RepositoryNotFoundError
+
+from app.domains.base.actors import Actor, Role
+from app.domains.base.exceptions import NotFoundError, PermissionDeniedError
+from app.domains.base.unit_of_work import UnitOfWork
+from app.domains.users.models import APIKey, User
+from app.domains.users.service import APIKeyService, UserService
+from app.infrastructure.database import Database
+from tests.conftest import actor_of
+
+NOT_FOUND = (NotFoundError, RepositoryNotFoundError)
+
+# Each inherited read, and what it must answer for another user's row.
+READS: dict[str, Callable[[UserService, User], object]] = {
+    "get": lambda users, other: users.get(other.id),
+    "get_one": lambda users, other: users.get_one(User.id == other.id),
+    "get_one_or_none": lambda users, other: users.get_one_or_none(User.id == other.id),
+    "get_many": lambda users, other: users.get_many(User.id == other.id),
+    "get_many_and_count": lambda users, other: users.get_many_and_count(User.id == other.id),
+    "count": lambda users, other: users.count(User.id == other.id),
+    "exists": lambda users, other: users.exists(id=other.id),
+}
+EXPECTED_READS = {"get_one_or_none": None, "get_many": [], "get_many_and_count": ([], 0), "count": 0, "exists": False}
+
+# Each inherited write, aimed at another user's row: refused (not found / not yours) or a no-op.
+WRITES: dict[str, Callable[[UserService, User], object]] = {
+    "update": lambda users, other: users.update({"first_name": "Mallory"}, other.id),
+    "update (id in data)": lambda users, other: users.update({"id": other.id, "first_name": "Mallory"}),
+    "update_many": lambda users, other: users.update_many([{"id": other.id, "first_name": "Mallory"}]),
+    "upsert": lambda users, other: users.upsert({"id": other.id, "first_name": "Mallory"}),
+    "upsert by match": lambda users, other: users.upsert(
+        {"email": other.email, "first_name": "Mallory"}, match_fields=["email"]
+    ),
+    "get_or_upsert": lambda users, other: users.get_or_upsert(id=other.id, first_name="Mallory"),
+    "get_and_update": lambda users, other: users.get_and_update(match_fields=["id"], id=other.id, first_name="M"),
+    "delete": lambda users, other: users.delete(other.id),
+}
+NO_OP_WRITES: dict[str, Callable[[UserService, User], object]] = {
+    "delete_many": lambda users, other: users.delete_many([other.id]),
+    "delete_where": lambda users, other: users.delete_where(User.id == other.id),
+}
+
+
+@pytest.fixture
+def member_and_other(make_user: Callable[..., User]) -> tuple[User, User]:
+    return make_user(first_name="Member"), make_user(first_name="Other")
+
+
+def _unchanged(database: Database, other: User) -> bool:
+    with database.session() as fresh:
+        stored = fresh.get(User, other.id)
+        return stored is not None and stored.first_name == "Other"
+
+
+@pytest.mark.parametrize("path", READS)
+def test_inherited_reads_are_filtered(open_uow: Callable[[Actor], UnitOfWork], member_and_other, path: str) -> None:
+    member, other = member_and_other
+    users = open_uow(actor_of(member)).service(UserService)
+    if path in EXPECTED_READS:
+        assert READS[path](users, other) == EXPECTED_READS[path]
+    else:
+        with pytest.raises(NOT_FOUND):
+            READS[path](users, other)
+    assert users.count() == 1  # itself
+    assert users.get(member.id).id == member.id
+
+
+@pytest.mark.parametrize("path", WRITES)
+def test_inherited_writes_cannot_reach_another_row(
+    open_uow: Callable[[Actor], UnitOfWork], database: Database, member_and_other, path: str
+) -> None:
+    member, other = member_and_other
+    uow = open_uow(actor_of(member))
+    with pytest.raises((*NOT_FOUND, PermissionDeniedError)):
+        WRITES[path](uow.service(UserService), other)
+    uow.rollback()
+    assert _unchanged(database, other)
+
+
+@pytest.mark.parametrize("path", NO_OP_WRITES)
+def test_inherited_bulk_deletes_skip_rows_the_actor_cannot_see(
+    open_uow: Callable[[Actor], UnitOfWork], database: Database, member_and_other, path: str
+) -> None:
+    member, other = member_and_other
+    uow = open_uow(actor_of(member))
+    assert list(NO_OP_WRITES[path](uow.service(UserService), other)) == []
+    uow.commit()
+    assert _unchanged(database, other)
+
+
+def test_creating_a_row_for_someone_else_is_refused(open_uow: Callable[[Actor], UnitOfWork], member_and_other) -> None:
+    member, other = member_and_other
+    api_keys = open_uow(actor_of(member)).service(APIKeyService)
+    for create in (api_keys.create, lambda row: api_keys.create_many([row])):
+        with pytest.raises(PermissionDeniedError):
+            create({"user_id": other.id, "name": "planted", "prefix": "sk_planted", "key_hash": "x"})
+    assert api_keys.as_system().count(APIKey.user_id == other.id) == 0
+
+
+def test_an_admin_and_the_system_reach_every_row(
+    open_uow: Callable[[Actor], UnitOfWork], make_user: Callable[..., User], member_and_other
+) -> None:
+    _, other = member_and_other
+    admin = make_user(role=Role.ADMIN)
+    for actor in (actor_of(admin), Actor.system()):
+        users = open_uow(actor).service(UserService)
+        assert users.get(other.id).id == other.id
+        assert users.count() == 3
+
+
+def test_as_system_is_the_explicit_way_past_the_policy(
+    open_uow: Callable[[Actor], UnitOfWork], member_and_other
+) -> None:
+    member, other = member_and_other
+    users = open_uow(actor_of(member)).service(UserService)
+    assert users.get_one_or_none(User.id == other.id) is None
+    assert users.as_system().get(other.id).id == other.id
