@@ -109,6 +109,9 @@ class Service(SQLAlchemySyncRepositoryService[ModelT, Repository[ModelT]], Gener
     # -- writes: each checks the row against the policy ------------------------------------------
 
     def create(self, data: Any, **kwargs: Any) -> ModelT:
+        """`to_model_on_create` receives a dict (a schema is dumped first, unset fields left out)."""
+        if isinstance(data, BaseModel) and not isinstance(data, self.model_type):
+            data = self._as_dict(data)
         row = self._ensure_allowed(self.to_model(data, "create"))
         with self._conflicts_as_domain_errors():
             return self.repository.add(row, **kwargs)

@@ -4,7 +4,6 @@ from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
-from pydantic import BaseModel
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
@@ -27,8 +26,6 @@ LAST_USED_PRECISION = timedelta(minutes=1)
 
 def _normalized(data: Any) -> Any:
     """E-mails are stored lower-cased: the unique index is then case-insensitive everywhere."""
-    if isinstance(data, BaseModel):
-        data = data.model_dump(exclude_unset=True)
     if isinstance(data, dict) and isinstance(data.get("email"), str):
         data = {**data, "email": data["email"].strip().lower()}
     return data
