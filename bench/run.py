@@ -1,25 +1,75 @@
-"""`task bench`: requests/s of GET /api/users/me through the real app, against a bare handler.
+"""`task bench`: throughput and latency of the real app against a bare baseline, on PostgreSQL.
 
-Each server runs alone, one uvicorn process on a fresh database (SQLite, or BENCH_DATABASE_URL),
-loaded by an asyncio keep-alive client in this process. Compare the ratios of one run: absolute
-numbers move with the machine's load.
+What it measures, in one run:
+
+1. GET /api/users/me with a Clerk session token (real RS256, verified with the PEM key);
+2. the same with an API key (argon2 defaults; the app remembers a key once verified);
+3. GET /api/users?limit=50 as an admin (API key), at 1 k and at 100 k users;
+4. signed `POST /webhooks/clerk` `user.updated` deliveries per second: one per user, each with its
+   own svix-id and a real Svix signature; afterwards the `processed` rows must equal the 200s;
+5. the API's cold start: `create_app()` in a fresh interpreter (median of 5), next to `python -c pass`.
+
+How: the database at BENCH_DATABASE_URL is wiped (DROP SCHEMA public CASCADE) and migrated, the
+callers' accounts are created, users are bulk-inserted with one INSERT ... SELECT generate_series.
+Two servers run side by side, each one uvicorn worker configured by environment variables: the app
+(`--factory app.api.main:create_app`) and the baseline (bench/bare_app.py: one sync handler, PyJWT or
+one key lookup, one indexed SELECT). Each scenario loads the baseline, then the app: one request to
+check it answers 200, 1 s of warm-up, then BENCH_ROUNDS (3) rounds, each BENCH_SECONDS (3) s on the
+baseline then on the app (the median round counts) over BENCH_CONNECTIONS (16) keep-alive
+connections from wrk (1 thread, `--latency`) or, without wrk, bench/client.py; the webhook
+deliveries, each sent once, always come from bench/client.py, which lets every request in flight
+finish so the 200s can be counted exactly. With two cores or more the servers run on the first core
+and the load generator on the second. Ratios within one run are the figures to compare: absolute
+numbers move with the machine. The results overwrite bench/results.md.
 """
 
-import asyncio
-import json
+import http.client
 import os
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from tests.clerk_helpers import ALLOWED_ORIGIN, ISSUER, SigningKey
+from sqlalchemy import Engine, create_engine
+
+from app.domains.base.actors import Role
+from app.infrastructure.config import Settings
+from bench.data import add_bulk_users, count_processed_events, create_account, reset_schema, signed_deliveries
+from bench.load import WRK, LoadResult, load, pinned, run_client
+from bench.report import Scenario, Target, scenario_line, target_line, write_results
+from tests.clerk_helpers import ALLOWED_ORIGIN, ISSUER, WEBHOOK_SECRET, SigningKey
 
 ROOT = Path(__file__).resolve().parents[1]
+DATABASE_URL = os.environ.get("BENCH_DATABASE_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/tmpl_bench")
 CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "16"))
-SECONDS = float(os.environ.get("BENCH_SECONDS", "5"))
+SECONDS = max(1, round(float(os.environ.get("BENCH_SECONDS", "3"))))  # wrk takes whole seconds
+ROUNDS = max(1, int(os.environ.get("BENCH_ROUNDS", "3")))
+WARM_UP_SECONDS = 1
+WORKER_THREADS = os.environ.get("WORKER_THREADS", "16")
+CPUS = sorted(os.sched_getaffinity(0))
+SERVER_CPU, LOAD_CPU = (CPUS[0], CPUS[1]) if len(CPUS) >= 2 and (os.cpu_count() or 1) >= 2 else (None, None)
+WARM_UP_DELIVERIES, MEASURED_DELIVERIES = 5_000, 25_000
+COLD_START_RUNS = 5
+APP = ["--factory", "app.api.main:create_app"]
+BARE = ["bench.bare_app:app"]
+
+
+@dataclass
+class Server:
+    name: str
+    port: int
+    process: subprocess.Popen
+    stderr_path: Path
+
+    def stderr_tail(self, lines: int = 40) -> str:
+        text = self.stderr_path.read_text(errors="replace").strip()
+        return "\n".join(text.splitlines()[-lines:]) or "(empty)"
 
 
 def free_port() -> int:
@@ -28,99 +78,218 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-async def load(port: int, headers: dict[str, str], seconds: float) -> tuple[int, int]:
-    """Keep-alive GETs on CONNECTIONS connections for `seconds`: (ok responses, other responses)."""
-    lines = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
-    request = f"GET /api/users/me HTTP/1.1\r\nHost: bench\r\n{lines}\r\n".encode()
-    deadline = time.perf_counter() + seconds
-    counts = [0, 0]
-
-    async def connection() -> None:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        while time.perf_counter() < deadline:
-            writer.write(request)
-            head = await reader.readuntil(b"\r\n\r\n")
-            length = next(
-                int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")
-            )
-            await reader.readexactly(length)
-            counts[0 if head.startswith(b"HTTP/1.1 200") else 1] += 1
-        writer.close()
-
-    await asyncio.gather(*(connection() for _ in range(CONNECTIONS)))
-    return counts[0], counts[1]
+def server_env(public_pem: str) -> dict[str, str]:
+    """The app's settings, from the environment as in production; argon2 keeps its defaults."""
+    inherited = {name: value for name, value in os.environ.items() if not name.startswith("ARGON2_")}
+    return {
+        **inherited,
+        "DATABASE_URL": DATABASE_URL,
+        "WORKER_THREADS": WORKER_THREADS,
+        "DATABASE_POOL_SIZE": WORKER_THREADS,
+        "CLERK_ISSUER": ISSUER,
+        "CLERK_JWT_KEY": public_pem,
+        "CLERK_AUTHORIZED_PARTIES": ALLOWED_ORIGIN,
+        "CLERK_WEBHOOK_SIGNING_SECRET": WEBHOOK_SECRET,
+        "LOG_LEVEL": "WARNING",
+    }
 
 
-def serve(target: list[str], env: dict[str, str]) -> tuple[subprocess.Popen, int]:
+@contextmanager
+def serving(name: str, target: list[str], env: dict[str, str], scratch: Path) -> Iterator[Server]:
+    """One uvicorn worker (no reload, no access log), pinned to the server core; stopped on exit."""
     port = free_port()
-    command = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        *target,
-        "--port",
-        str(port),
-        "--no-access-log",
-        "--log-level",
-        "warning",
-    ]
-    server = subprocess.Popen(command, env=env, cwd=ROOT)
-    for _ in range(100):
+    command = [sys.executable, "-m", "uvicorn", *target, "--port", str(port), "--workers", "1"]
+    command += ["--no-access-log", "--log-level", "warning"]
+    stderr_path = scratch / f"{name}.stderr"
+    with stderr_path.open("wb") as stderr:
+        process = subprocess.Popen(pinned(command, SERVER_CPU), env=env, cwd=ROOT, stderr=stderr)
+    server = Server(name, port, process, stderr_path)
+    try:
+        wait_until_listening(server)
+        yield server
+    finally:
+        process.terminate()
+        process.wait(timeout=15)
+
+
+def wait_until_listening(server: Server, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            raise SystemExit(f"{server.name} exited at startup:\n{server.stderr_tail()}")
         try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return server, port
+            socket.create_connection(("127.0.0.1", server.port), timeout=0.2).close()
+            return
         except OSError:
             time.sleep(0.1)
-    server.kill()
-    raise SystemExit(f"{target} did not start")
+    raise SystemExit(f"{server.name} did not listen within {timeout:.0f} s:\n{server.stderr_tail()}")
 
 
-def measure(name: str, target: list[str], env: dict[str, str], headers: dict[str, str]) -> float:
-    server, port = serve(target, env)
+def probe(server: Server, path: str, headers: dict[str, str]) -> tuple[int, str]:
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
     try:
-        asyncio.run(load(port, headers, 1.0))  # warm-up: first-use argon2, connection pool, caches
-        ok, other = asyncio.run(load(port, headers, SECONDS))
+        connection.request("GET", path, headers=headers)
+        response = connection.getresponse()
+        return response.status, response.read().decode(errors="replace")
     finally:
-        server.terminate()
-        server.wait(timeout=10)
-    if other:
-        raise SystemExit(f"{name}: {other} responses were not 200")
-    rate = ok / SECONDS
-    print(f"{name:<40} {rate:8.0f} req/s")
-    return rate
+        connection.close()
+
+
+def report_failure(server: Server, path: str, detail: str) -> str:
+    """Print what went wrong with the server's stderr; the detail goes to results.md."""
+    print(f"  !! {server.name} {path}: {detail}\n  !! {server.name} stderr (tail):")
+    print("\n".join(f"  |  {line}" for line in server.stderr_tail().splitlines()))
+    return f"{server.name} {path}: {detail}"
+
+
+def warm_up(server: Server, path: str, headers: dict[str, str]) -> str | None:
+    """One request that must answer 200 (it also pays the first argon2), then WARM_UP_SECONDS of load."""
+    status, body = probe(server, path, headers)
+    if status != 200:
+        return report_failure(server, path, f"answered {status}: {body[:500]}")
+    load(server.port, path, headers, WARM_UP_SECONDS, CONNECTIONS, LOAD_CPU)
+    return None
+
+
+def median_result(results: list[LoadResult]) -> LoadResult:
+    """The round with the median rate (its own p50 and p99): one noisy round does not decide."""
+    return sorted(results, key=lambda result: result.rate)[len(results) // 2]
+
+
+def compare(name: str, app: Server, bare: Server, path: str, headers: dict[str, str]) -> Scenario:
+    """ROUNDS rounds, each the baseline then the app for SECONDS: both see the same machine load."""
+    for server in (bare, app):
+        if failure := warm_up(server, path, headers):
+            return Scenario(name, LoadResult(0, 0, 0.0, 0.0, 0.0, failure), None)
+    rounds: dict[str, list[LoadResult]] = {"bare": [], "app": []}
+    for _ in range(ROUNDS):
+        for server in (bare, app):
+            result = load(server.port, path, headers, SECONDS, CONNECTIONS, LOAD_CPU)
+            if result.failure:
+                result = replace(result, failure=report_failure(server, path, result.failure))
+                return Scenario(name, result, None)
+            rounds[server.name].append(result)
+    scenario = Scenario(name, median_result(rounds["app"]), median_result(rounds["bare"]))
+    print(scenario_line(scenario))
+    return scenario
+
+
+def webhook_deliveries(app: Server, engine: Engine) -> tuple[Scenario, str]:
+    """Each delivery sent once (warm-up ones first); then the new `processed` rows must equal the 200s."""
+    path, name = "/webhooks/clerk", "POST /webhooks/clerk user.updated"
+    deliveries = signed_deliveries(1, WARM_UP_DELIVERIES + MEASURED_DELIVERIES, run_id=str(time.time_ns()))
+    warm_up = run_client(app.port, deliveries[:WARM_UP_DELIVERIES], WARM_UP_SECONDS, CONNECTIONS, LOAD_CPU, cycle=False)
+    if warm_up.failure:
+        return Scenario(name, replace(warm_up, failure=report_failure(app, path, warm_up.failure)), unit="events/s"), ""
+    before = count_processed_events(engine)
+    result = run_client(app.port, deliveries[WARM_UP_DELIVERIES:], SECONDS, CONNECTIONS, LOAD_CPU, cycle=False)
+    processed = count_processed_events(engine) - before
+    lost = processed != result.ok
+    check = f"{result.ok} responses 200, {processed} webhook_events rows 'processed': "
+    check += "MISMATCH" if lost else "none lost"
+    print(scenario_line(Scenario(name, result, unit="events/s")))
+    print(f"  {check}")
+    if result.failure or lost:
+        result = replace(result, failure=report_failure(app, path, result.failure or check))
+    return Scenario(name, result, unit="events/s"), check
+
+
+def median_seconds(code: str, env: dict[str, str]) -> float:
+    """Wall time of `python -c code` in a fresh interpreter, median of COLD_START_RUNS."""
+    times = []
+    for _ in range(COLD_START_RUNS):
+        started = time.perf_counter()
+        subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, check=True, capture_output=True)
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def ratio(numerator: float, denominator: float) -> float:
+    return numerator / denominator if denominator else float("inf")
+
+
+def targets(scenarios: dict[str, Scenario], webhook: Scenario, cold_start: float, bare_python: float) -> list[Target]:
+    token, key = scenarios["token"], scenarios["key"]
+    small, large = scenarios["list_1k"], scenarios["list_100k"]
+    token_ratio = token.ratio or 0.0
+    key_ratio = ratio(key.app.rate, token.app.rate)
+    growth = ratio(large.app.p50_ms, small.app.p50_ms) if small.app.p50_ms else float("inf")
+    return [
+        Target("Clerk-token /me vs bare", ">= 0.85x", f"{token_ratio:.2f}x", token_ratio >= 0.85),
+        Target("API-key /me vs Clerk-token /me (app)", ">= 0.90x", f"{key_ratio:.2f}x", key_ratio >= 0.90),
+        Target("list p50 at 100k / at 1k (app)", "<= 2x", f"{growth:.2f}x", growth <= 2),
+        Target("webhook deliveries", ">= 300 events/s", f"{webhook.app.rate:.0f} events/s", webhook.app.rate >= 300),
+        Target(
+            "API cold start (create_app)",
+            "<= 1.0 s",
+            f"{cold_start:.2f} s (python -c pass: {bare_python:.2f} s)",
+            cold_start <= 1.0,
+        ),
+    ]
+
+
+def run_scenarios(env: dict[str, str], engine: Engine, token: str, member_key: str, admin_key: str) -> tuple:
+    me, users_page = "/api/users/me", "/api/users?limit=50"
+    with (
+        tempfile.TemporaryDirectory() as scratch,
+        serving("bare", BARE, env, Path(scratch)) as bare,
+        serving("app", APP, env, Path(scratch)) as app,
+    ):
+        found = {
+            "token": compare("/me, Clerk token", app, bare, me, {"Authorization": f"Bearer {token}"}),
+            "key": compare("/me, API key", app, bare, me, {"X-API-Key": member_key}),
+        }
+        print(f"  API key / Clerk token (app): {ratio(found['key'].app.rate, found['token'].app.rate):.2f}x")
+        found["list_1k"] = compare("list 50, 1k users", app, bare, users_page, {"X-API-Key": admin_key})
+        add_bulk_users(engine, 100_000)
+        found["list_100k"] = compare("list 50, 100k users", app, bare, users_page, {"X-API-Key": admin_key})
+        growth = ratio(found["list_100k"].app.p50_ms, found["list_1k"].app.p50_ms)
+        print(f"  list p50 100k / 1k (app): {growth:.2f}x")
+        webhook, check = webhook_deliveries(app, engine)
+    return found, webhook, check
 
 
 def main() -> None:
-    with tempfile.TemporaryDirectory() as scratch:
-        database_url = os.environ.get("BENCH_DATABASE_URL") or f"sqlite:///{scratch}/bench.db"
-        signing_key = SigningKey("ins_bench")  # the tests' real RS256 session tokens
-        clerk_id = f"user_bench_{time.time_ns()}"  # fresh on every run, also on a reused database
-        env = {
-            **os.environ,
-            "DATABASE_URL": database_url,
-            "LOG_LEVEL": "WARNING",
-            "CLERK_ISSUER": ISSUER,
-            "CLERK_JWT_KEY": signing_key.public_pem,
-            "CLERK_AUTHORIZED_PARTIES": ALLOWED_ORIGIN,
-        }
-        subprocess.run(["alembic", "upgrade", "head"], env=env, cwd=ROOT, check=True, capture_output=True)
-        created = subprocess.run(
-            ["generate-user", "--email", f"{clerk_id}@example.com", "--clerk-id", clerk_id, "--json"],
-            env=env,
-            cwd=ROOT,
-            check=True,
-            capture_output=True,
-            text=True,
-        )
-        api_key = json.loads(created.stdout.strip().splitlines()[-1])["api_key"]
-        token = signing_key.mint(sub=clerk_id, exp=int(time.time()) + 3600)
+    signing_key = SigningKey("ins_bench")  # the tests' real RS256 session tokens
+    env = server_env(signing_key.public_pem)
+    engine = create_engine(DATABASE_URL)
+    loader = f"wrk -t1 (pinned to CPU {LOAD_CPU})" if WRK else f"bench.client (CPU {LOAD_CPU})"
+    print(f"{DATABASE_URL.split('@')[-1]}: {CONNECTIONS} connections, {SECONDS} s (+{WARM_UP_SECONDS} s warm-up)")
+    print(f"servers on CPU {SERVER_CPU}, load from {loader}, WORKER_THREADS={WORKER_THREADS}")
 
-        print(f"GET /api/users/me, {CONNECTIONS} connections, {SECONDS:.0f} s each, {database_url.split(':')[0]}")
-        bare = measure("bare handler (1 hop, 1 query)", ["bench.bare_app:app"], env, {"X-API-Key": api_key})
-        factory = ["--factory", "app.api.main:create_app"]
-        with_key = measure("app, X-API-Key", factory, env, {"X-API-Key": api_key})
-        with_token = measure("app, Clerk session token", factory, env, {"Authorization": f"Bearer {token}"})
-        print(f"app/bare: X-API-Key {with_key / bare:.0%}, Clerk session {with_token / bare:.0%}")
+    started = time.perf_counter()
+    reset_schema(engine, env)
+    settings = Settings(database_url=DATABASE_URL, log_level="WARNING")
+    member = create_account(settings, "member", Role.MEMBER)
+    admin = create_account(settings, "admin", Role.ADMIN)
+    add_bulk_users(engine, 1_000)
+    print(f"schema reset, migrated, 1k users in {time.perf_counter() - started:.1f} s\n")
+
+    token = signing_key.mint(sub=member.clerk_id, exp=int(time.time()) + 3600)
+    scenarios, webhook, check = run_scenarios(env, engine, token, member.api_key, admin.api_key)
+    engine.dispose()
+
+    cold_start = median_seconds("from app.api.main import create_app; create_app()", env)
+    bare_python = median_seconds("pass", env)
+    print(f"{'API cold start (create_app)':<34} {cold_start:8.2f} s      median of {COLD_START_RUNS} runs")
+    print(f"{'python -c pass':<34} {bare_python:8.2f} s      for reference\n")
+
+    goals = targets(scenarios, webhook, cold_start, bare_python)
+    for goal in goals:
+        print(target_line(goal))
+    all_scenarios = [*scenarios.values(), webhook]
+    failures = [scenario.app.failure for scenario in all_scenarios if scenario.app.failure]
+    failures += [s.baseline.failure for s in all_scenarios if s.baseline is not None and s.baseline.failure]
+    notes = [
+        f"webhook check: {check}",
+        f"{CONNECTIONS} connections; median of {ROUNDS} alternating rounds of {SECONDS} s after 1 s of warm-up; "
+        f"load: {loader}",
+        *(f"FAILED: {failure}" for failure in failures),
+    ]
+    write_results(all_scenarios, goals, notes)
+    print(f"\nwritten to {Path('bench/results.md')} in {time.perf_counter() - started:.0f} s")
+    if failures:
+        sys.exit(1)
 
 
 if __name__ == "__main__":

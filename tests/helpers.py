@@ -1,9 +1,14 @@
 """Helpers shared by tests (fixtures live in conftest.py)."""
 
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from alembic.config import Config
-from sqlalchemy import make_url
+from sqlalchemy import event, make_url
 
 from app.infrastructure.config import PROJECT_ROOT, Settings
+from app.infrastructure.database import Database
 
 CHEAP_ARGON2 = {"argon2_time_cost": 1, "argon2_memory_cost_kib": 1024}
 
@@ -23,3 +28,23 @@ def settings_for(database_url: str, **overrides: object) -> Settings:
 
 def backend_name(settings: Settings) -> str:
     return make_url(settings.database_url).get_backend_name()
+
+
+@contextmanager
+def recorded(database: Database) -> Iterator[dict[str, list[str]]]:
+    """The SQL statements run, and the threads that returned connections to the pool."""
+    seen: dict[str, list[str]] = {"statements": [], "checkin_threads": []}
+
+    def on_execute(_conn, _cursor, statement: str, *_: object) -> None:
+        seen["statements"].append(statement.split(maxsplit=1)[0].upper())
+
+    def on_checkin(*_: object) -> None:
+        seen["checkin_threads"].append(threading.current_thread().name)
+
+    event.listen(database.engine, "before_cursor_execute", on_execute)
+    event.listen(database.engine.pool, "checkin", on_checkin)
+    try:
+        yield seen
+    finally:
+        event.remove(database.engine, "before_cursor_execute", on_execute)
+        event.remove(database.engine.pool, "checkin", on_checkin)

@@ -51,12 +51,13 @@ class ClerkTokenVerifier:
             self._jwks = jwt.PyJWKClient(jwks_url, lifespan=300, timeout=5, cooldown_duration=jwks_cooldown_seconds)
 
     def verify(self, token: str, *, from_cookie: bool = False) -> SessionClaims:
-        header = self._header(token)
+        # With a PEM key the token is parsed once; a JWKS needs its header first (for the kid).
+        key = self._pem_key if self._pem_key is not None else self._signing_key(self._header(token))
+        header, claims = self._decode(token, key)
         if header.get("alg") != "RS256":
             raise TokenRejected("algorithm", "session token must be signed with RS256")
         if header.get("cat") is not None and header["cat"] != SESSION_TOKEN_CATEGORY:
             raise TokenRejected("token_category", "not a session token (JWT template or machine token)")
-        claims = self._decode(token, self._signing_key(header))
         if not claims.get("sub") or not claims.get("sid"):
             raise TokenRejected("missing_claim", "session token lacks sub or sid")
         azp = claims.get("azp")
@@ -90,9 +91,10 @@ class ClerkTokenVerifier:
         except jwt.PyJWKClientError as error:
             raise TokenRejected("unknown_key", f"no signing key with kid {kid!r}") from error
 
-    def _decode(self, token: str, key: Any) -> dict[str, Any]:
+    def _decode(self, token: str, key: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The verified header and claims."""
         try:
-            return jwt.decode(
+            decoded = jwt.decode_complete(
                 token,
                 key,
                 algorithms=["RS256"],
@@ -114,3 +116,4 @@ class ClerkTokenVerifier:
             raise TokenRejected("algorithm", "session token must be signed with RS256") from error
         except jwt.InvalidTokenError as error:
             raise TokenRejected("malformed", f"session token is invalid ({error})") from error
+        return decoded["header"], decoded["payload"]

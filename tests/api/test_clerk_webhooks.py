@@ -19,7 +19,7 @@ from app.infrastructure.config import Settings
 from app.infrastructure.database import Database
 from app.models import metadata
 from tests.clerk_helpers import SAMPLES, WEBHOOK_SECRET, sign_bytes, svix_headers, user_event
-from tests.helpers import settings_for
+from tests.helpers import recorded, settings_for
 
 URL = "/webhooks/clerk"
 
@@ -262,3 +262,14 @@ def test_a_shuffled_stream_ends_in_the_same_rows_as_the_ordered_one(
     for event, msg_id in shuffled + shuffled[:10]:  # with some redeliveries too
         assert deliver(hook_client, event, msg_id).status_code == 200
     assert _snapshot(session) == ordered
+
+
+def test_an_update_costs_three_statements_in_one_transaction(hook_client: TestClient) -> None:
+    """Record (already processed), lock the user, change it: no savepoint, no second event write."""
+    database = hook_client.app.state.container.database
+    deliver(hook_client, user_event("user.created", "user_budget", 1_700_000_000_000, "b@example.com"))
+    with recorded(database) as seen:
+        update = user_event("user.updated", "user_budget", 1_700_000_001_000, "b@example.com", first_name="B")
+        assert deliver(hook_client, update).json()["status"] == "processed"
+    assert seen["statements"] == ["INSERT", "SELECT", "UPDATE"]
+    assert len(seen["checkin_threads"]) == 1

@@ -1,36 +1,11 @@
 """The request path's budget: one statement for /me, one session, closed in the worker thread."""
 
-import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 
 from litestar.testing import TestClient
-from sqlalchemy import event
 
 from app.infrastructure.database import Database
-from tests.clerk_helpers import SigningKey
-
-KEY = SigningKey("ins_request_path")
-
-
-@contextmanager
-def recorded(database: Database) -> Iterator[dict[str, list[str]]]:
-    """The SQL statements run, and the threads that returned connections to the pool."""
-    seen: dict[str, list[str]] = {"statements": [], "checkin_threads": []}
-
-    def on_execute(_conn, _cursor, statement: str, *_: object) -> None:
-        seen["statements"].append(statement.split(maxsplit=1)[0].upper())
-
-    def on_checkin(*_: object) -> None:
-        seen["checkin_threads"].append(threading.current_thread().name)
-
-    event.listen(database.engine, "before_cursor_execute", on_execute)
-    event.listen(database.engine.pool, "checkin", on_checkin)
-    try:
-        yield seen
-    finally:
-        event.remove(database.engine, "before_cursor_execute", on_execute)
-        event.remove(database.engine.pool, "checkin", on_checkin)
+from tests.helpers import recorded
 
 
 def test_me_with_an_api_key_costs_one_statement(client: TestClient, as_user: Callable, database: Database) -> None:

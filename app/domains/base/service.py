@@ -9,6 +9,7 @@ or `service.as_system()` — grep for either.
 
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
+from functools import cached_property
 from typing import Any, ClassVar, Generic, Self
 
 from advanced_alchemy.exceptions import IntegrityError
@@ -37,10 +38,27 @@ class Service(SQLAlchemySyncRepositoryService[ModelT, Repository[ModelT]], Gener
     conflict_messages: ClassVar[dict[str, str]] = {}
 
     def __init__(self, uow: UnitOfWork, actor: Actor | None = None) -> None:
+        # advanced-alchemy's __init__ builds the repository at once (~50-80 µs): ours does on first
+        # use, so a request that needs none (`/me`) does not pay for it.
         self.uow = uow
         self._actor = actor
-        # Every default is set in Python (no reload needed); the unit of work commits, not the service.
-        super().__init__(session=uow.session, auto_refresh=False, auto_commit=False, row_filters=self.row_filters)
+
+    @cached_property
+    def _repository_instance(self) -> Repository[ModelT]:  # type: ignore[override]
+        return self.repository_type(
+            session=self.uow.session,
+            auto_refresh=False,  # every default is set in Python: no reload needed
+            auto_commit=False,  # the unit of work commits, not the service
+            load=self.loader_options,
+            execution_options=self.execution_options,
+            uniquify=self._get_uniquify(),
+            count_with_window_function=self.count_with_window_function,
+            row_filters=self.row_filters,
+        )
+
+    @property
+    def model_type(self) -> type[ModelT]:  # type: ignore[override]
+        return self.repository_type.model_type
 
     @property
     def actor(self) -> Actor:

@@ -6,11 +6,12 @@ the one stored, and keep a tombstone on deletion so a late create/update cannot 
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import cached_property
+from functools import cached_property, partial
 from typing import Annotated, Any
 
 import msgspec
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
+from sqlalchemy import exc as sa_exc
 
 from app.domains.base.actors import Actor, AuthMethod, Role
 from app.domains.base.exceptions import AuthenticationError, DomainError, MalformedInputError
@@ -22,6 +23,10 @@ from app.domains.webhooks.models import Outcome
 from app.domains.webhooks.service import WebhookEventService
 
 SOURCE = "clerk"
+
+# Tombstones included, on purpose. Built once: constructing a statement costs more than running it.
+_USER_BY_CLERK_ID = select(User).where(User.clerk_id == bindparam("clerk_id"))
+_USER_BY_CLERK_ID_FOR_UPDATE = _USER_BY_CLERK_ID.with_for_update()
 
 ClerkId = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 Name = Annotated[str, msgspec.Meta(max_length=100)] | None
@@ -115,20 +120,26 @@ class ClerkSync:
     def handle_delivery(self, svix_id: str, payload: Any) -> SyncResult:
         """Record the delivery and apply it, in the caller's unit of work (it commits once).
 
-        A redelivery (same `svix_id`) is recognised and changes nothing. An event that cannot be
-        applied is recorded as failed with its reason, so the sender is told to stop retrying.
+        A redelivery (same `svix_id`) is recognised and changes nothing: the event row is inserted
+        first (already marked processed, the common case), so a concurrent redelivery waits for
+        this transaction and then finds it. An event that cannot be applied rolls the unit of work
+        back and is recorded as failed with its reason in a new transaction, so the sender is told
+        to stop retrying; an outage of the database is not caught (the sender retries later).
         """
         event = parse_event(payload)
         subject_id = event.data.get("id") if isinstance(event.data.get("id"), str) else None
-        recorded = self.events.record_once(SOURCE, svix_id, event.type, subject_id, payload)
+        record = partial(self.events.record_once, SOURCE, svix_id, event.type, subject_id, payload)
+        recorded = record(Outcome.PROCESSED)
         if recorded is None:
             return SyncResult(None, "already received")
         try:
-            with self.session.begin_nested():  # a failed effect leaves the event row in place
-                outcome, detail = self._apply(event)
-        except (DomainError, msgspec.ValidationError) as error:
-            outcome, detail = Outcome.FAILED, getattr(error, "detail", None) or str(error)
-        self.events.finish(recorded, outcome, detail)
+            outcome, detail = self._apply(event)
+        except (DomainError, msgspec.ValidationError, sa_exc.DataError) as error:
+            detail = getattr(error, "detail", None) or str(error).splitlines()[0]
+            self.uow.rollback()  # the effect goes, and the optimistic event row with it
+            return SyncResult(Outcome.FAILED if record(Outcome.FAILED, detail) else None, detail)
+        if outcome is not Outcome.PROCESSED:
+            self.events.finish(recorded, outcome, detail)
         return SyncResult(outcome, detail)
 
     def _apply(self, event: ClerkEvent) -> tuple[Outcome, str | None]:
@@ -169,15 +180,13 @@ class ClerkSync:
         `lock` holds the row until commit (PostgreSQL), so concurrent events for one user apply
         one after the other and the "older update" check sees the latest state.
         """
-        by_clerk_id = select(User).where(User.clerk_id == clerk_id)  # tombstones included, on purpose
-        if lock:
-            by_clerk_id = by_clerk_id.with_for_update()
-        user = self.session.scalars(by_clerk_id).one_or_none()
+        by_clerk_id = _USER_BY_CLERK_ID_FOR_UPDATE if lock else _USER_BY_CLERK_ID
+        user = self.session.scalars(by_clerk_id, {"clerk_id": clerk_id}).one_or_none()
         if user is None:
             values: dict[str, Any] = {"clerk_id": clerk_id}
             if created_at is not None:
                 values["created_at"] = created_at
             user = self.users.repository.insert_if_absent(values, unique_column="clerk_id")
             if user is None:  # a concurrent first sight inserted it: it has committed, read it
-                user = self.session.scalars(by_clerk_id).one()
+                user = self.session.scalars(by_clerk_id, {"clerk_id": clerk_id}).one()
         return user

@@ -4,7 +4,7 @@ from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from app.domains.base.actors import Actor, AuthMethod, Role, require_admin
@@ -22,6 +22,8 @@ from app.domains.users.schemas import APIKeyCreate, UserCreate, UserUpdate
 
 # last_used_at is refreshed at most this often per key, so authentication rarely writes.
 LAST_USED_PRECISION = timedelta(minutes=1)
+# Built once: constructing a statement costs more CPU than running it (~100 µs per request).
+_KEY_WITH_USER = select(APIKey, User).join(User, APIKey.user_id == User.id).where(APIKey.prefix == bindparam("prefix"))
 
 
 def _normalized(data: Any) -> Any:
@@ -140,9 +142,7 @@ class APIKeyService(Service[APIKey]):
         prefix = api_key_prefix(raw_key)
         if prefix is None:
             raise InvalidAPIKeyError("malformed API key")
-        found = self.session.execute(
-            select(APIKey, User).join(User, APIKey.user_id == User.id).where(APIKey.prefix == prefix)
-        ).one_or_none()
+        found = self.session.execute(_KEY_WITH_USER, {"prefix": prefix}).one_or_none()
         if found is None:
             raise InvalidAPIKeyError("invalid API key")
         key, user = found

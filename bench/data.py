@@ -1,0 +1,110 @@
+"""The bench's data: a fresh schema, the callers' accounts, bulk users, signed webhook deliveries."""
+
+import json
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import Engine, text
+
+from app.bootstrap import bootstrap
+from app.domains.base.actors import Actor, AuthMethod, Role
+from app.domains.users.schemas import APIKeyCreate, UserCreate
+from app.domains.users.service import APIKeyService, UserService
+from app.infrastructure.config import Settings
+from tests.clerk_helpers import sign_bytes, user_event
+
+ROOT = Path(__file__).resolve().parents[1]
+BULK_CLERK_ID = "user_bulk_{}"
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    clerk_id: str
+    api_key: str
+
+
+def reset_schema(engine: Engine, env: dict[str, str]) -> None:
+    """An empty `public` schema, then every migration (alembic in a subprocess, as in production)."""
+    with engine.begin() as connection:
+        connection.execute(text("DROP SCHEMA public CASCADE"))
+        connection.execute(text("CREATE SCHEMA public"))
+    subprocess.run(
+        [sys.executable, "-m", "alembic", "upgrade", "head"], env=env, cwd=ROOT, check=True, capture_output=True
+    )
+
+
+def create_account(settings: Settings, name: str, role: Role) -> Account:
+    """A user linked to a Clerk id, with an API key: what `generate-user` does, in this process."""
+    clerk_id = f"user_bench_{name}"
+    container = bootstrap(settings)
+    try:
+        with container.unit_of_work(Actor.system()) as uow:
+            user = uow.service(UserService).create_user(
+                UserCreate(email=f"{name}@bench.example.com", role=role, clerk_id=clerk_id)
+            )
+            owner = Actor(user.id, Role(user.role), Actor.system().permissions, AuthMethod.SYSTEM)
+            _, api_key = APIKeyService(uow, owner).issue(APIKeyCreate(name="bench"))
+    finally:
+        container.dispose()
+    return Account(clerk_id, api_key)
+
+
+def count_users(engine: Engine) -> int:
+    with engine.connect() as connection:
+        return connection.execute(text("SELECT count(*) FROM users")).scalar_one()
+
+
+def add_bulk_users(engine: Engine, total: int) -> None:
+    """Members `user_bulk_<n>` until the table holds `total` users: one INSERT ... SELECT, then VACUUM
+    ANALYZE (fresh statistics and visibility map; autovacuum has nothing left to do mid-measurement).
+
+    Each is created a second before the previous one, so the newest rows are the bench's accounts.
+    """
+    existing = count_users(engine)
+    first = existing + 1
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO users"
+                " (id, created_at, updated_at, email, clerk_id, role, is_active, first_name, last_name)"
+                " SELECT gen_random_uuid(), now() - n * interval '1 second', now() - n * interval '1 second',"
+                " 'bulk' || n || '@bench.example.com', 'user_bulk_' || n, 'member', true, 'Bulk', 'User ' || n"
+                " FROM generate_series(:first, :last) AS n"
+            ),
+            {"first": first, "last": total},
+        )
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        connection.execute(text("VACUUM ANALYZE users"))
+
+
+def count_processed_events(engine: Engine) -> int:
+    with engine.connect() as connection:
+        return connection.execute(text("SELECT count(*) FROM webhook_events WHERE outcome = 'processed'")).scalar_one()
+
+
+def signed_deliveries(first_user: int, count: int, run_id: str) -> list[str]:
+    """`user.updated` deliveries as raw HTTP requests, one per bulk user from `first_user` on, each
+    with its own svix-id and a real v1 signature dated now (the verifier accepts 5 minutes)."""
+    timestamp = int(time.time())
+    requests = []
+    for number in range(first_user, first_user + count):
+        clerk_id = BULK_CLERK_ID.format(number)
+        event = user_event(
+            "user.updated",
+            clerk_id,
+            updated_at=timestamp * 1000,
+            email=f"updated{number}@bench.example.com",
+            first_name="Updated",
+        )
+        body = json.dumps(event, separators=(",", ":")).encode()
+        svix_id = f"msg_bench_{run_id}_{number}"
+        head = (
+            "POST /webhooks/clerk HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\nsvix-id: {svix_id}\r\nsvix-timestamp: {timestamp}\r\n"
+            f"svix-signature: {sign_bytes(body, svix_id, timestamp)}\r\n\r\n"
+        )
+        requests.append(head + body.decode())
+    return requests
