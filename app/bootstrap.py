@@ -8,7 +8,10 @@ The API, the CLI, the flows and the tests all start here:
     container.dispose()
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
+
+from sqlalchemy.orm import Session
 
 import app.models  # noqa: F401  (every domain's tables and permissions are registered)
 from app.domains.base.actors import Actor
@@ -34,8 +37,12 @@ class Container:
         """What services may ask their unit of work for (`uow.resource(KeyHasher)`)."""
         return {KeyHasher: self.hasher}
 
-    def unit_of_work(self, actor: Actor | None = None) -> UnitOfWork:
-        return UnitOfWork(self.database.session_factory, actor, self.resources)
+    def unit_of_work(self, actor: Actor | None = None, *, read_only: bool = False) -> UnitOfWork:
+        """`read_only`: statements autocommit one by one (see `UnitOfWork`)."""
+        return UnitOfWork(self.session_factory(read_only), actor, self.resources)
+
+    def session_factory(self, read_only: bool) -> Callable[[], Session]:
+        return self.database.read_session_factory if read_only else self.database.session_factory
 
     def dispose(self) -> None:
         self.database.dispose()

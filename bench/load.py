@@ -26,6 +26,7 @@ class LoadResult:
     p50_ms: float
     p99_ms: float
     failure: str | None = None  # what went wrong, when not every response was a 2xx
+    cpu_us: float | None = None  # the server process's CPU time per response (user + system)
 
     @property
     def rate(self) -> float:

@@ -44,7 +44,12 @@ def scenario_line(scenario: Scenario) -> str:
     line = f"{scenario.name:<34} {app.rate:8.0f} {scenario.unit:<8} p50 {app.p50_ms:7.2f} ms  p99 {app.p99_ms:7.2f} ms"
     if scenario.baseline is not None:
         line += f"  | bare {scenario.baseline.rate:8.0f} req/s  ratio {_ratio(scenario.ratio)}"
+        line += f"  | CPU/request app {_cpu(app)}, bare {_cpu(scenario.baseline)}"
     return line
+
+
+def _cpu(result: LoadResult | None) -> str:
+    return "—" if result is None or result.cpu_us is None else f"{result.cpu_us:.0f} µs"
 
 
 def target_line(target: Target) -> str:
@@ -77,8 +82,8 @@ def markdown(header: dict[str, str], scenarios: list[Scenario], targets: list[Ta
         "|" + "---|" * len(header),
         "| " + " | ".join(header.values()) + " |",
         "",
-        "| scenario | app req/s | app p50 (ms) | app p99 (ms) | baseline req/s | ratio |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| scenario | app req/s | app p50 (ms) | app p99 (ms) | baseline req/s | ratio | app CPU/req | baseline CPU/req |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for scenario in scenarios:
         app = scenario.app
@@ -89,6 +94,8 @@ def markdown(header: dict[str, str], scenarios: list[Scenario], targets: list[Ta
             f"{app.p99_ms:.2f}",
             *_load_cells(scenario.baseline),
             _ratio(scenario.ratio),
+            _cpu(app),
+            _cpu(scenario.baseline),
         ]
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", "| target | goal | measured | met |", "|---|---|---|---|"]

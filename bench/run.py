@@ -151,6 +151,12 @@ def warm_up(server: Server, path: str, headers: dict[str, str]) -> str | None:
     return None
 
 
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux): steadier than req/s on a shared machine."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def median_result(results: list[LoadResult]) -> LoadResult:
     """The round with the median rate (its own p50 and p99): one noisy round does not decide."""
     return sorted(results, key=lambda result: result.rate)[len(results) // 2]
@@ -164,7 +170,10 @@ def compare(name: str, app: Server, bare: Server, path: str, headers: dict[str, 
     rounds: dict[str, list[LoadResult]] = {"bare": [], "app": []}
     for _ in range(ROUNDS):
         for server in (bare, app):
+            cpu_before = process_cpu_seconds(server.process.pid)
             result = load(server.port, path, headers, SECONDS, CONNECTIONS, LOAD_CPU)
+            cpu = process_cpu_seconds(server.process.pid) - cpu_before
+            result = replace(result, cpu_us=cpu * 1e6 / result.requests if result.requests else None)
             if result.failure:
                 result = replace(result, failure=report_failure(server, path, result.failure))
                 return Scenario(name, result, None)

@@ -1,5 +1,6 @@
 """Helpers shared by tests (fixtures live in conftest.py)."""
 
+import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -33,10 +34,12 @@ def backend_name(settings: Settings) -> str:
 @contextmanager
 def recorded(database: Database) -> Iterator[dict[str, list[str]]]:
     """The SQL statements run, and the threads that returned connections to the pool."""
-    seen: dict[str, list[str]] = {"statements": [], "checkin_threads": []}
+    seen: dict[str, list[str]] = {"statements": [], "checkin_threads": [], "autocommit": []}
 
-    def on_execute(_conn, _cursor, statement: str, *_: object) -> None:
+    def on_execute(_conn, cursor, statement: str, *_: object) -> None:
         seen["statements"].append(statement.split(maxsplit=1)[0].upper())
+        if not isinstance(cursor.connection, sqlite3.Connection):
+            seen["autocommit"].append(str(cursor.connection.autocommit))  # psycopg2
 
     def on_checkin(*_: object) -> None:
         seen["checkin_threads"].append(threading.current_thread().name)

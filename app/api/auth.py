@@ -75,8 +75,8 @@ class CredentialMiddleware(AbstractAuthenticationMiddleware):
 class RequestUnitOfWork(UnitOfWork):
     """A request's unit of work; its actor comes from the request's credential (or is anonymous)."""
 
-    def __init__(self, container: Container, credential: Credential | None) -> None:
-        super().__init__(container.database.session_factory, None, container.resources)
+    def __init__(self, container: Container, credential: Credential | None, *, read_only: bool = False) -> None:
+        super().__init__(container.session_factory(read_only), None, container.resources)
         self.container = container
         self.credential = credential
 

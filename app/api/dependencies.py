@@ -16,6 +16,8 @@ from app.api.auth import Credential, RequestUnitOfWork
 from app.domains.base.lists import ListParams
 from app.domains.base.service import Service
 
+SAFE_METHODS = frozenset({"GET", "HEAD"})
+
 UnitOfWorkDep = NamedDependency[RequestUnitOfWork]
 """`uow: UnitOfWorkDep` in a handler: the request's unit of work (`uow.actor`, `uow.service(...)`)."""
 
@@ -23,7 +25,8 @@ UnitOfWorkDep = NamedDependency[RequestUnitOfWork]
 async def provide_unit_of_work(request: Request) -> RequestUnitOfWork:
     credential = request.scope.get("auth")  # absent on public routes
     credential = credential if isinstance(credential, Credential) else None
-    return RequestUnitOfWork(request.app.state.container, credential)
+    read_only = request.method in SAFE_METHODS  # GET routes read: no transaction (see UnitOfWork)
+    return RequestUnitOfWork(request.app.state.container, credential, read_only=read_only)
 
 
 def provide_service(service_type: type[Service[Any]]) -> Provide:

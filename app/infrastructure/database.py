@@ -8,7 +8,7 @@ code that needs it, and `expire_on_commit=False` keeps loaded rows readable afte
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -35,6 +35,22 @@ def build_engine(settings: Settings) -> Engine:
     return create_engine(url, connect_args=connect_args, **options)
 
 
+# Reads need no transaction: on PostgreSQL a read session's statements commit one by one, so a read
+# costs its own round trip and no BEGIN/COMMIT (READ COMMITTED gives each statement its own snapshot
+# anyway). psycopg2's `autocommit` attribute switches on the client, with no round trip; SQLAlchemy's
+# AUTOCOMMIT isolation level would send `SET default_transaction_isolation` on every return to the
+# pool. (SQLite's driver starts no transaction before a SELECT: nothing to gain there.)
+
+
+def _autocommit_on(_session: Session, _transaction: Any, connection: Connection) -> None:
+    connection.connection.dbapi_connection.autocommit = True  # before its first statement
+
+
+def _autocommit_off(dbapi_connection: Any, _record: Any, _reset_state: Any) -> None:
+    if dbapi_connection.autocommit:
+        dbapi_connection.autocommit = False
+
+
 def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
@@ -47,6 +63,11 @@ class Database:
     def __init__(self, settings: Settings) -> None:
         self.engine = build_engine(settings)
         self.session_factory = sessionmaker(self.engine, expire_on_commit=False)
+        self.read_session_factory = self.session_factory
+        if self.engine.dialect.name == "postgresql":
+            self.read_session_factory = sessionmaker(self.engine, expire_on_commit=False)
+            event.listen(self.read_session_factory, "after_begin", _autocommit_on)
+            event.listen(self.engine, "reset", _autocommit_off)
 
     def session(self) -> Session:
         """A new session; it checks out a connection only when first used."""

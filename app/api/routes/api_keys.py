@@ -9,6 +9,7 @@ from litestar.params import FromPath, JSONBody
 from app.api.dependencies import service_dependencies
 from app.api.routing import delete, get, post
 from app.domains.base.lists import ListParams, Page
+from app.domains.base.schemas import to_public
 from app.domains.users.permissions import UserPermission
 from app.domains.users.schemas import APIKeyCreate, APIKeyCreated, APIKeyPublic
 from app.domains.users.service import APIKeyService
@@ -18,8 +19,8 @@ Params = NamedDependency[ListParams]
 READ, WRITE = UserPermission.API_KEYS_READ, UserPermission.API_KEYS_WRITE
 
 
-def public(key: object) -> APIKeyPublic:
-    return APIKeyPublic.model_validate(key, from_attributes=True)
+def public(row: object) -> APIKeyPublic:
+    return to_public(APIKeyPublic, row)
 
 
 class APIKeyController(Controller):

@@ -9,6 +9,7 @@ from litestar.params import FromPath, JSONBody
 from app.api.dependencies import service_dependencies
 from app.api.routing import delete, get, patch, post
 from app.domains.base.lists import ListParams, Page
+from app.domains.base.schemas import to_public
 from app.domains.users.permissions import UserPermission
 from app.domains.users.schemas import UserCreate, UserPublic, UserUpdate
 from app.domains.users.service import UserService
@@ -18,8 +19,8 @@ Params = NamedDependency[ListParams]
 READ, WRITE = UserPermission.USERS_READ, UserPermission.USERS_WRITE
 
 
-def public(user: object) -> UserPublic:
-    return UserPublic.model_validate(user, from_attributes=True)
+def public(row: object) -> UserPublic:
+    return to_public(UserPublic, row)
 
 
 class UserController(Controller):

@@ -7,6 +7,11 @@ Every adapter works the same way: the API per request, the CLI per command, a fl
     # committed here; rolled back instead if the block raised
 
 Services are built lazily, once each, on the unit's session and actor. Nothing commits but the unit.
+
+A unit built for reading (`read_only=True` where it is made; the API does it for GET requests) runs
+its statements without a transaction: each commits on its own. It is for reads, and for writes of a
+single statement (authentication's first-sight insert and `last_used_at`); a change of several rows
+that must land together belongs in a transactional unit.
 """
 
 from collections.abc import Callable, Mapping
