@@ -82,7 +82,8 @@ def markdown(header: dict[str, str], scenarios: list[Scenario], targets: list[Ta
         "|" + "---|" * len(header),
         "| " + " | ".join(header.values()) + " |",
         "",
-        "| scenario | app req/s | app p50 (ms) | app p99 (ms) | baseline req/s | ratio | app CPU/req | baseline CPU/req |",
+        "| scenario | app req/s | app p50 (ms) | app p99 (ms) | baseline req/s | ratio "
+        "| app CPU/req | baseline CPU/req |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for scenario in scenarios:

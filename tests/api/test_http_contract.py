@@ -51,3 +51,31 @@ def test_openapi_is_valid_and_every_operation_has_an_explicit_id(client: TestCli
     schemes = spec["components"]["securitySchemes"]
     assert schemes["ApiKey"] == {"type": "apiKey", "name": "X-API-Key", "in": "header"}
     assert schemes["ClerkSession"] == {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+
+
+def test_every_operation_documents_its_problem_responses(client: TestClient) -> None:
+    spec = client.get("/schema/openapi.json").json()
+    for path, item in spec["paths"].items():
+        for method, operation in item.items():
+            if not path.startswith(("/api/", "/webhooks/")):
+                continue
+            statuses = set(operation["responses"])
+            expected = {"400", "503"}
+            if path.startswith("/api/"):
+                expected |= {"401", "403"}
+            if "{" in path:
+                expected.add("404")
+            assert expected <= statuses, (method, path, statuses)
+            for status in expected:
+                content = operation["responses"][status]["content"]
+                assert list(content) == ["application/problem+json"], (method, path, status)
+                assert content["application/problem+json"]["schema"]["$ref"].endswith("ProblemDetails")
+
+
+def test_list_parameters_show_their_bounds_and_sortable_fields(client: TestClient) -> None:
+    spec = client.get("/schema/openapi.json").json()
+    parameters = {p["name"]: p["schema"] for p in spec["paths"]["/api/users"]["get"]["parameters"]}
+    assert (parameters["limit"]["minimum"], parameters["limit"]["maximum"]) == (1, 100)
+    assert parameters["order_by"]["enum"] == ["created_at", "email", "first_name", "last_name", "updated_at"]
+    keys = {p["name"]: p["schema"] for p in spec["paths"]["/api/api-keys"]["get"]["parameters"]}
+    assert keys["order_by"]["enum"] == ["created_at", "expires_at", "last_used_at", "name"]
