@@ -48,6 +48,19 @@ class Settings(BaseSettings):
     clerk_jwks_url: str | None = None
     clerk_authorized_parties: Annotated[list[str], NoDecode] = Field(default_factory=list)
     clerk_webhook_signing_secret: SecretStr | None = None
+    # The Backend API, for the clerk-reconciliation flow (skipped while CLERK_SECRET_KEY is unset).
+    clerk_secret_key: SecretStr | None = None
+    clerk_api_url: str = "https://api.clerk.com/v1"
+
+    # Prefect flows (app/workers). Schedules are cron expressions, in UTC.
+    maintenance_cron: str = "0 3 * * *"
+    clerk_reconciliation_cron: str = "0 * * * *"
+    user_report_cron: str = "0 6 * * *"
+    # Rows a flow changes per transaction: memory stays flat, locks stay short.
+    worker_batch_size: int = Field(default=1000, ge=1, le=100_000)
+    webhook_events_retention_days: int = Field(default=30, ge=1)
+    # Never below 3: Svix retries a delivery for about 28 hours, and a tombstone must outlive them.
+    tombstone_retention_days: int = Field(default=7, ge=3)
 
     @field_validator("clerk_authorized_parties", mode="before")
     @classmethod
@@ -56,7 +69,14 @@ class Settings(BaseSettings):
             return [party.strip().rstrip("/") for party in value.split(",") if party.strip()]
         return value
 
-    @field_validator("clerk_issuer", "clerk_jwt_key", "clerk_jwks_url", "clerk_webhook_signing_secret", mode="before")
+    @field_validator(
+        "clerk_issuer",
+        "clerk_jwt_key",
+        "clerk_jwks_url",
+        "clerk_webhook_signing_secret",
+        "clerk_secret_key",
+        mode="before",
+    )
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value

@@ -1,11 +1,14 @@
-"""Clerk → local users: the rules for webhook events and for session-token users seen first.
+"""Clerk → local users: the rules for webhook events, for session-token users seen first, and for
+the reconciliation with Clerk's own list of users (the clerk-reconciliation flow).
 
 Deliveries are at-least-once and unordered, so: upsert by Clerk id, ignore an update older than
 the one stored, and keep a tombstone on deletion so a late create/update cannot resurrect a user.
 """
 
+from collections.abc import Iterable, Set
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import StrEnum
 from functools import cached_property, partial
 from typing import Annotated, Any
 
@@ -13,7 +16,7 @@ import msgspec
 from sqlalchemy import bindparam, select
 from sqlalchemy import exc as sa_exc
 
-from app.domains.base.actors import Actor, AuthMethod, Role
+from app.domains.base.actors import Actor, AuthMethod, Role, require_admin
 from app.domains.base.exceptions import AuthenticationError, DomainError, MalformedInputError
 from app.domains.base.permissions import permissions
 from app.domains.base.unit_of_work import UnitOfWork
@@ -27,6 +30,12 @@ SOURCE = "clerk"
 # Tombstones included, on purpose. Built once: constructing a statement costs more than running it.
 _USER_BY_CLERK_ID = select(User).where(User.clerk_id == bindparam("clerk_id"))
 _USER_BY_CLERK_ID_FOR_UPDATE = _USER_BY_CLERK_ID.with_for_update()
+_LIVE_CLERK_IDS = (
+    select(User.clerk_id)
+    .where(User.clerk_id.is_not(None), User.deleted_at.is_(None), User.clerk_id > bindparam("after"))
+    .order_by(User.clerk_id)
+    .limit(bindparam("limit"))
+)
 
 ClerkId = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 Name = Annotated[str, msgspec.Meta(max_length=100)] | None
@@ -70,6 +79,15 @@ class ClerkDeletedObject(msgspec.Struct):
 class ClerkEvent(msgspec.Struct):
     type: Annotated[str, msgspec.Meta(min_length=1, max_length=255)]
     data: dict[str, Any]  # the envelope's `timestamp` is not used: its unit varies, data.updated_at orders
+
+
+class Reconciled(StrEnum):
+    """What applying one user of Clerk's list did to the local row."""
+
+    CREATED = "created"
+    UPDATED = "updated"
+    UNCHANGED = "unchanged"  # every synced field was already equal (or a newer update is stored)
+    IGNORED = "ignored"  # tombstoned here: a deletion is final, the user stays deleted
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,3 +208,54 @@ class ClerkSync:
             if user is None:  # a concurrent first sight inserted it: it has committed, read it
                 user = self.session.scalars(by_clerk_id, {"clerk_id": clerk_id}).one()
         return user
+
+    # -- reconciliation with Clerk's list of users (the clerk-reconciliation flow) ----------------
+    # Reserved to the system (and admins): the flow's units of work act as Actor.system().
+
+    def reconcile_user(self, payload: Any) -> Reconciled:
+        """Apply one User object from Clerk's Backend API with the webhook's rules (`upsert_user`).
+
+        Raises a DomainError when the user cannot be applied (an e-mail another user holds, a
+        malformed object): the caller must then roll its unit of work back (a failed flush leaves
+        the transaction unusable on PostgreSQL).
+        """
+        require_admin(self.uow.actor)
+        try:
+            data = msgspec.convert(payload, ClerkUser)
+        except msgspec.ValidationError as error:
+            raise InvalidPayloadError(f"not a Clerk user: {error}") from error
+        before = self.session.scalars(_USER_BY_CLERK_ID_FOR_UPDATE, {"clerk_id": data.id}).one_or_none()
+        # A no-op upsert writes nothing (the ORM only updates changed columns), so `updated_at`
+        # (set on every UPDATE) tells an update from a no-op without listing the synced fields again.
+        written_at = before.updated_at if before is not None else None
+        try:
+            self.upsert_user(data)
+        except sa_exc.DataError as error:  # a value the database refuses (PostgreSQL)
+            raise InvalidPayloadError(str(error.orig).splitlines()[0]) from error
+        if before is None:
+            return Reconciled.CREATED
+        if before.deleted_at is not None:
+            return Reconciled.IGNORED
+        return Reconciled.UNCHANGED if before.updated_at == written_at else Reconciled.UPDATED
+
+    def absent_from(self, listed: Set[str], limit: int, after: str = "") -> tuple[list[str], str | None]:
+        """One batch of the local users linked to Clerk and not deleted whose Clerk id is not in
+        `listed`: scans up to `limit` of them in Clerk-id order from `after`, and returns the absent
+        ids and where the next batch starts (None: the scan is done). Reads only."""
+        require_admin(self.uow.actor)
+        batch = list(self.session.scalars(_LIVE_CLERK_IDS, {"after": after, "limit": limit}))
+        absent = [clerk_id for clerk_id in batch if clerk_id not in listed]
+        return absent, (batch[-1] if len(batch) == limit else None)
+
+    def tombstone_deleted(self, clerk_ids: Iterable[str]) -> int:
+        """Tombstone the users Clerk no longer has (`delete_user`: personal data dropped, API keys
+        revoked, webhook payloads redacted); ids already tombstoned or unknown here are skipped.
+        Returns how many were tombstoned."""
+        require_admin(self.uow.actor)
+        done = 0
+        for clerk_id in clerk_ids:
+            user = self.session.scalars(_USER_BY_CLERK_ID, {"clerk_id": clerk_id}).one_or_none()
+            if user is not None and user.deleted_at is None:
+                self.delete_user(clerk_id)
+                done += 1
+        return done

@@ -1,10 +1,10 @@
 """Use cases of the users domain, shared by the API, the CLI and the flows."""
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from app.domains.base.actors import Actor, AuthMethod, Role, require_admin
@@ -84,6 +84,27 @@ class UserService(Service[User]):
         require_admin(self.actor)
         self.tombstone(user)
 
+    def purge_tombstones(self, deleted_before: datetime, limit: int) -> tuple[int, int]:
+        """Delete up to `limit` users tombstoned before then, and their keys: (users, keys)."""
+        require_admin(self.actor)
+        batch = list(
+            self.session.scalars(select(User.id).where(User.deleted_at < deleted_before).order_by(User.id).limit(limit))
+        )
+        if not batch:
+            return 0, 0
+        keys = self.session.execute(delete(APIKey).where(APIKey.user_id.in_(batch))).rowcount
+        users = self.session.execute(delete(User).where(User.id.in_(batch))).rowcount
+        return users, keys
+
+    def report(self, since: datetime) -> dict[str, int]:
+        """Active users by role, and how many were created since then."""
+        by_role = self.session.execute(
+            select(User.role, func.count()).where(*self.row_filters(), User.is_active).group_by(User.role)
+        )
+        counts = {f"active_{role}s": count for role, count in by_role}
+        counts["new"] = self.count(User.created_at >= since)
+        return counts
+
     def tombstone(self, user: User) -> User:
         """Keep the row (and its id) but no personal data, and revoke its keys."""
         now = utcnow()
@@ -135,6 +156,19 @@ class APIKeyService(Service[APIKey]):
         if key.revoked_at is not None:
             return key
         return self.apply_changes(key, {"revoked_at": utcnow()})
+
+    def revoke_expired(self, now: datetime, limit: int) -> int:
+        """Revoke up to `limit` keys past their expiry (revoked keys no longer match: call it
+        again until it returns less than `limit`)."""
+        require_admin(self.actor)
+        expired = (
+            select(APIKey.id)
+            .where(APIKey.revoked_at.is_(None), APIKey.expires_at <= now)
+            .order_by(APIKey.id)
+            .limit(limit)
+        )
+        statement = update(APIKey).where(APIKey.id.in_(expired.scalar_subquery())).values(revoked_at=now)
+        return self.session.execute(statement).rowcount
 
     def authenticate(self, raw_key: str) -> Actor:
         """The actor behind a key: one query (key and user), argon2 only the first time a process

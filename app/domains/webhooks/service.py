@@ -1,9 +1,11 @@
 """Record each delivery once; the caller applies its effect in the same transaction."""
 
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import delete, select, update
 
+from app.domains.base.actors import require_admin
 from app.domains.base.models import utcnow
 from app.domains.base.policies import AdminsOnly
 from app.domains.base.repository import Repository
@@ -44,6 +46,12 @@ class WebhookEventService(Service[WebhookEvent]):
         return self.apply_changes(
             event, {"outcome": outcome, "detail": detail[:1000] if detail else None, "processed_at": utcnow()}
         )
+
+    def delete_received_before(self, cutoff: datetime, limit: int) -> int:
+        """Delete up to `limit` deliveries received before `cutoff` (admins and the system)."""
+        require_admin(self.actor)
+        old = select(WebhookEvent.id).where(WebhookEvent.received_at < cutoff).order_by(WebhookEvent.id).limit(limit)
+        return self.session.execute(delete(WebhookEvent).where(WebhookEvent.id.in_(old.scalar_subquery()))).rowcount
 
     def redact_subject(self, source: str, subject_id: str) -> None:
         """Drop the stored payloads about a subject (a deleted user's personal data)."""

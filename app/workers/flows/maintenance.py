@@ -1,0 +1,22 @@
+"""`maintenance` (daily): expired keys revoked, old webhook deliveries and old tombstones removed."""
+
+from prefect import flow, get_run_logger
+
+from app.workers.runtime import container
+from app.workers.tasks.maintenance import delete_old_webhook_events, remove_old_tombstones, revoke_expired_api_keys
+
+
+@flow(name="maintenance")
+def maintenance(batch_size: int | None = None) -> dict[str, int]:
+    """Counts of each change; the retention periods are settings."""
+    settings = container().settings
+    size = batch_size or settings.worker_batch_size
+    tombstones = remove_old_tombstones(settings.tombstone_retention_days, size)
+    counts = {
+        "api_keys_revoked": revoke_expired_api_keys(size),
+        "webhook_events_deleted": delete_old_webhook_events(settings.webhook_events_retention_days, size),
+        "tombstoned_users_removed": tombstones["users"],
+        "their_api_keys_removed": tombstones["api_keys"],
+    }
+    get_run_logger().info("maintenance done: %s", counts)
+    return counts

@@ -1,0 +1,108 @@
+"""The worker's entry point.
+
+    python -m app.workers.main serve              # every flow on its cron schedule (`task worker`)
+    python -m app.workers.main run maintenance --batch-size 500     # one flow, now (`task flow`)
+
+`serve` talks to PREFECT_API_URL; without one it starts a local Prefect server for as long as it
+runs. Its schedules are not paused on shutdown (`pause_on_shutdown=False`), so a restarted container
+keeps them. For several workers on several machines, deploy the same flows to a process work pool
+instead (prefect.yaml, README's "Workers").
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from app.workers.flows import FLOWS
+from app.workers.runtime import container
+
+LOCAL_SERVER_PORT = 4200
+
+
+def deployments() -> list[Any]:
+    settings = container().settings
+    return [scheduled.flow.to_deployment(name=name, cron=scheduled.cron(settings)) for name, scheduled in FLOWS.items()]
+
+
+@contextmanager
+def prefect_api() -> Iterator[str]:
+    """PREFECT_API_URL, or a local Prefect server started for the worker's lifetime."""
+    if url := os.environ.get("PREFECT_API_URL"):
+        yield url
+        return
+    url = f"http://127.0.0.1:{LOCAL_SERVER_PORT}/api"
+    server = subprocess.Popen(  # noqa: S603
+        [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(LOCAL_SERVER_PORT)]
+    )
+    try:
+        wait_for(f"{url}/health", timeout=60)
+        os.environ["PREFECT_API_URL"] = url
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def wait_for(url: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=2):  # noqa: S310 (a loopback URL we built)
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
+def serve() -> None:
+    from prefect import serve as prefect_serve  # noqa: PLC0415
+
+    with prefect_api():
+        prefect_serve(*deployments(), pause_on_shutdown=False)
+
+
+def run(name: str, parameters: dict[str, Any]) -> Any:
+    """One flow, now, in this process (Prefect runs it against PREFECT_API_URL, or ephemerally)."""
+    return FLOWS[name].flow(**parameters)
+
+
+def _parameters(pairs: list[str]) -> dict[str, Any]:
+    """`--batch-size 500 --since-hours 48` -> {"batch_size": 500, "since_hours": 48} (JSON values)."""
+    if len(pairs) % 2:
+        raise SystemExit("parameters come in pairs: --name value")
+    parameters = {}
+    for flag, raw in zip(pairs[::2], pairs[1::2], strict=True):
+        if not flag.startswith("--"):
+            raise SystemExit(f"expected --name, got {flag!r}")
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        parameters[flag[2:].replace("-", "_")] = value
+    return parameters
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m app.workers.main")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("serve", help="serve every flow on its schedule")
+    one = commands.add_parser("run", help="run one flow now, in this process")
+    one.add_argument("flow", choices=sorted(FLOWS))
+    args, rest = parser.parse_known_args(argv)
+    if args.command == "serve":
+        serve()
+        return
+    result = run(args.flow, _parameters(rest))
+    print(json.dumps(result, default=str))  # noqa: T201
+
+
+if __name__ == "__main__":
+    main()

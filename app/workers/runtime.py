@@ -1,0 +1,29 @@
+"""What flows and tasks share in one worker process: the container, built once, and units of work.
+
+Tasks receive ids and plain values, never sessions or clients (Prefect hashes task inputs), and each
+opens its own unit of work: one transaction per batch.
+"""
+
+from app.bootstrap import Container, bootstrap
+from app.domains.base.actors import Actor
+from app.domains.base.unit_of_work import UnitOfWork
+
+_container: Container | None = None
+
+
+def container() -> Container:
+    """Built from the environment on first use; `use_container` sets another (tests, embedding)."""
+    global _container  # noqa: PLW0603
+    if _container is None:
+        _container = bootstrap()
+    return _container
+
+
+def use_container(other: Container | None) -> None:
+    global _container  # noqa: PLW0603
+    _container = other
+
+
+def unit_of_work(actor: Actor | None = None) -> UnitOfWork:
+    """A transactional unit of work, as the system unless another actor is named."""
+    return container().unit_of_work(actor or Actor.system())

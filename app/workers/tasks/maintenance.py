@@ -1,0 +1,46 @@
+"""Housekeeping tasks, each a domain rule applied in batches as the system."""
+
+from datetime import timedelta
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from app.domains.base.models import utcnow
+from app.domains.base.unit_of_work import UnitOfWork
+from app.domains.users.service import APIKeyService, UserService
+from app.domains.webhooks.service import WebhookEventService
+from app.workers.tasks.batches import in_batches
+
+
+@task(cache_policy=NO_CACHE)
+def revoke_expired_api_keys(batch_size: int) -> int:
+    now = utcnow()
+    return in_batches(
+        "API keys revoked", lambda uow: uow.service(APIKeyService).revoke_expired(now, batch_size), batch_size
+    )
+
+
+@task(cache_policy=NO_CACHE)
+def delete_old_webhook_events(retention_days: int, batch_size: int) -> int:
+    cutoff = utcnow() - timedelta(days=retention_days)
+    return in_batches(
+        "webhook events deleted",
+        lambda uow: uow.service(WebhookEventService).delete_received_before(cutoff, batch_size),
+        batch_size,
+    )
+
+
+@task(cache_policy=NO_CACHE)
+def remove_old_tombstones(retention_days: int, batch_size: int) -> dict[str, int]:
+    """Tombstoned users deleted longer ago than the retention, and their API keys."""
+    cutoff = utcnow() - timedelta(days=retention_days)
+    removed = {"users": 0, "api_keys": 0}
+
+    def batch(uow: UnitOfWork) -> int:
+        users, keys = uow.service(UserService).purge_tombstones(cutoff, batch_size)
+        removed["users"] += users
+        removed["api_keys"] += keys
+        return users
+
+    in_batches("tombstoned users removed", batch, batch_size)
+    return removed
