@@ -100,6 +100,11 @@ def _repository_error(request: Request, exc: RepositoryError) -> Response[dict[s
     return _unexpected_error(request, exc)
 
 
+def _too_deep(_: Request, exc: RecursionError) -> Response[dict[str, Any]]:
+    """msgspec raises RecursionError on JSON nested deeper than it decodes (10 000 `[`, say)."""
+    return problem(400, "the request body is nested too deeply")
+
+
 def _unexpected_error(request: Request, exc: Exception) -> Response[dict[str, Any]]:
     logger.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return problem(500, "internal server error")
@@ -115,5 +120,6 @@ exception_handlers: ExceptionHandlersMap = {
     RepositoryError: _repository_error,
     sa_exc.OperationalError: _database_unavailable,
     sa_exc.TimeoutError: _database_unavailable,
+    RecursionError: _too_deep,
     Exception: _unexpected_error,
 }

@@ -4,6 +4,7 @@ Failures raise `TokenRejected` with a machine-readable `reason`; nothing here to
 except `PyJWKClient`, and only when no PEM key is configured (call `verify` from a worker thread).
 """
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,6 +14,7 @@ from cryptography.hazmat.primitives.serialization import load_pem_public_key
 # The `cat` header of session tokens; JWT templates and machine tokens share the key, not this.
 SESSION_TOKEN_CATEGORY = "cl_B7d4PD111AAA"  # noqa: S105
 LEEWAY_SECONDS = 5
+CLERK_ID = re.compile(r"[A-Za-z0-9_]{1,64}")  # user_2abc...: what a `users.clerk_id` can hold
 REQUIRED_CLAIMS = ("exp", "iat", "nbf", "iss", "sub", "sid")
 
 
@@ -60,6 +62,8 @@ class ClerkTokenVerifier:
             raise TokenRejected("token_category", "not a session token (JWT template or machine token)")
         if not claims.get("sub") or not claims.get("sid"):
             raise TokenRejected("missing_claim", "session token lacks sub or sid")
+        if not isinstance(claims["sub"], str) or not CLERK_ID.fullmatch(claims["sub"]):
+            raise TokenRejected("malformed", "session token's sub is not a Clerk user id")
         azp = claims.get("azp")
         if azp is None and from_cookie:
             raise TokenRejected("authorized_party", "a session cookie must name its authorized party (azp)")

@@ -12,6 +12,7 @@ import time
 from collections.abc import Mapping
 
 TOLERANCE_SECONDS = 5 * 60
+MAX_TIMESTAMP_DIGITS = 12  # a longer integer overflows the float arithmetic of the tolerance check
 
 
 class WebhookRejected(Exception):  # noqa: N818 (a verdict, not an error of ours)
@@ -34,7 +35,7 @@ class SvixVerifier:
         for name, value in (("svix-id", message_id), ("svix-timestamp", timestamp), ("svix-signature", signatures)):
             if not value:
                 raise WebhookRejected("missing_header", f"missing {name} header", malformed=True)
-        if not timestamp.isascii() or not timestamp.isdigit():
+        if not timestamp.isascii() or not timestamp.isdigit() or len(timestamp) > MAX_TIMESTAMP_DIGITS:
             raise WebhookRejected("malformed_header", "svix-timestamp must be Unix seconds", malformed=True)
         if abs((time.time() if now is None else now) - int(timestamp)) > TOLERANCE_SECONDS:
             raise WebhookRejected("timestamp", "svix-timestamp is more than 5 minutes away from now")

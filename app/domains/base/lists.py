@@ -5,26 +5,17 @@ the validation and the domain agree by construction.
 """
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import ColumnElement, or_
+
+from app.domains.base.schemas import UTCDatetime, reject_nul
 
 # Totals are counted up to this many rows; past it a page says `total_is_exact: false`. Counting
 # every row for every page is what made lists slow down with the size of the table.
 COUNT_CAP = 10_000
 MAX_OFFSET = 1_000_000
-
-
-def _as_utc(value: datetime | None) -> datetime | None:
-    """A naive datetime is read as UTC: the columns store aware UTC values."""
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value
-
-
-UTCDatetime = Annotated[datetime | None, AfterValidator(_as_utc)]
 
 
 class ListParams(BaseModel):
@@ -41,6 +32,8 @@ class ListParams(BaseModel):
     sort_order: Literal["asc", "desc"] = "desc"
     created_after: UTCDatetime = Field(default=None, description="Only rows created after this instant")
     created_before: UTCDatetime = Field(default=None, description="Only rows created before this instant")
+
+    _no_nul = field_validator("search", mode="before")(reject_nul)
 
     def conditions(self, model: type[Any], search_fields: frozenset[str]) -> list[ColumnElement[bool]]:
         conditions: list[ColumnElement[bool]] = []

@@ -37,8 +37,12 @@ _LIVE_CLERK_IDS = (
     .limit(bindparam("limit"))
 )
 
-ClerkId = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
-Name = Annotated[str, msgspec.Meta(max_length=100)] | None
+# Signed by Clerk, and still checked: a value the database would refuse (too long, a NUL, a date
+# past year 9999) makes the event fail with its reason instead of failing the request.
+_NO_NUL = r"^[^\x00]*$"
+ClerkId = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=_NO_NUL)]
+Name = Annotated[str, msgspec.Meta(max_length=100, pattern=_NO_NUL)] | None
+Millis = Annotated[int, msgspec.Meta(ge=0, le=253_402_300_799_999)] | None  # Unix ms up to 9999-12-31
 
 
 class InvalidPayloadError(MalformedInputError):
@@ -47,7 +51,7 @@ class InvalidPayloadError(MalformedInputError):
 
 class ClerkEmailAddress(msgspec.Struct):
     id: str
-    email_address: Annotated[str, msgspec.Meta(max_length=320)]
+    email_address: Annotated[str, msgspec.Meta(max_length=320, pattern=_NO_NUL)]
 
 
 class ClerkUser(msgspec.Struct):
@@ -58,9 +62,9 @@ class ClerkUser(msgspec.Struct):
     primary_email_address_id: str | None = None
     first_name: Name = None
     last_name: Name = None
-    image_url: Annotated[str, msgspec.Meta(max_length=2048)] | None = None
-    created_at: int | None = None  # Unix milliseconds
-    updated_at: int | None = None
+    image_url: Annotated[str, msgspec.Meta(max_length=2048, pattern=_NO_NUL)] | None = None
+    created_at: Millis = None
+    updated_at: Millis = None
 
     @property
     def primary_email(self) -> str | None:
@@ -77,7 +81,7 @@ class ClerkDeletedObject(msgspec.Struct):
 
 
 class ClerkEvent(msgspec.Struct):
-    type: Annotated[str, msgspec.Meta(min_length=1, max_length=255)]
+    type: Annotated[str, msgspec.Meta(min_length=1, max_length=255, pattern=_NO_NUL)]
     data: dict[str, Any]  # the envelope's `timestamp` is not used: its unit varies, data.updated_at orders
 
 
@@ -98,6 +102,13 @@ class SyncResult:
 
 def _from_millis(value: int | None) -> datetime | None:
     return datetime.fromtimestamp(value / 1000, UTC) if value is not None else None
+
+
+def _subject_id(value: Any) -> str | None:
+    """The event's subject as the log stores it; an id no Clerk object has is not one."""
+    if isinstance(value, str) and 0 < len(value) <= 255 and "\x00" not in value:
+        return value
+    return None
 
 
 def parse_event(payload: Any) -> ClerkEvent:
@@ -145,7 +156,7 @@ class ClerkSync:
         to stop retrying; an outage of the database is not caught (the sender retries later).
         """
         event = parse_event(payload)
-        subject_id = event.data.get("id") if isinstance(event.data.get("id"), str) else None
+        subject_id = _subject_id(event.data.get("id"))
         record = partial(self.events.record_once, SOURCE, svix_id, event.type, subject_id, payload)
         recorded = record(Outcome.PROCESSED)
         if recorded is None:

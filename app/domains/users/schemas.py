@@ -2,16 +2,16 @@
 
 from datetime import datetime
 from typing import Annotated, Self
+from urllib.parse import urlsplit
 from uuid import UUID
 
-from pydantic import AfterValidator, AwareDatetime, ConfigDict, EmailStr, model_validator
+from pydantic import AfterValidator, EmailStr, field_validator, model_validator
 from sqlmodel import Field
 
 from app.domains.base.actors import Role
 from app.domains.base.permissions import permissions
+from app.domains.base.schemas import AwareUTCDatetime, InputSchema
 from app.domains.users.models import APIKeyBase, UserBase
-
-_FORBID_UNKNOWN = ConfigDict(extra="forbid")
 
 
 def _registered_permissions(names: list[str] | None) -> list[str] | None:
@@ -20,19 +20,27 @@ def _registered_permissions(names: list[str] | None) -> list[str] | None:
     return names
 
 
-class UserCreate(UserBase):
-    model_config = _FORBID_UNKNOWN
+class UserInput(UserBase, InputSchema):
+    @field_validator("image_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        """Clients render it: only http(s) URLs (no `javascript:`, no `data:`)."""
+        if value is not None:
+            parts = urlsplit(value)
+            if parts.scheme not in {"http", "https"} or not parts.netloc:
+                raise ValueError("must be an http:// or https:// URL")
+        return value
 
+
+class UserCreate(UserInput):
     email: EmailStr = Field(max_length=320)
     clerk_id: str | None = Field(default=None, min_length=1, max_length=64, description="Link to a Clerk user")
     role: Role = Role.MEMBER
     is_active: bool = True
 
 
-class UserUpdate(UserBase):
+class UserUpdate(UserInput):
     """Only the fields present in the request change; `null` is refused where a value is required."""
-
-    model_config = _FORBID_UNKNOWN
 
     email: EmailStr | None = Field(default=None, max_length=320)
     role: Role | None = None
@@ -56,14 +64,12 @@ class UserPublic(UserBase):
     updated_at: datetime
 
 
-class APIKeyCreate(APIKeyBase):
-    model_config = _FORBID_UNKNOWN
-
+class APIKeyCreate(APIKeyBase, InputSchema):
     scopes: Annotated[list[str] | None, AfterValidator(_registered_permissions)] = Field(
         default=None,
         description="The permissions the key grants (e.g. users:read); defaults to every permission of its creator",
     )
-    expires_at: AwareDatetime | None = None
+    expires_at: AwareUTCDatetime = None
 
 
 class APIKeyPublic(APIKeyBase):

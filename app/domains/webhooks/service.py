@@ -1,5 +1,6 @@
 """Record each delivery once; the caller applies its effect in the same transaction."""
 
+import hashlib
 from datetime import datetime
 from typing import Any
 
@@ -13,6 +14,15 @@ from app.domains.base.service import Service
 from app.domains.webhooks.models import Outcome, WebhookEvent
 
 REDACTED = {"redacted": True}
+MAX_SVIX_ID_LENGTH = 255  # the column's
+
+
+def stored_id(svix_id: str) -> str:
+    """The id as stored: one longer than the column is kept as its digest (redeliveries, which
+    carry the same id, still match)."""
+    if len(svix_id) <= MAX_SVIX_ID_LENGTH:
+        return svix_id
+    return "sha256:" + hashlib.sha256(svix_id.encode()).hexdigest()
 
 
 class WebhookEventRepository(Repository[WebhookEvent]):
@@ -37,7 +47,7 @@ class WebhookEventService(Service[WebhookEvent]):
 
         With an `outcome`, the row is stored already finished (one statement instead of two).
         """
-        values = {"source": source, "svix_id": svix_id, "type": event_type, "subject_id": subject_id}
+        values = {"source": source, "svix_id": stored_id(svix_id), "type": event_type, "subject_id": subject_id}
         if outcome is not None:
             values |= {"outcome": outcome, "detail": detail[:1000] if detail else None, "processed_at": utcnow()}
         return self.repository.insert_if_absent({**values, "payload": payload}, unique_column="svix_id")
