@@ -67,6 +67,7 @@ def _clerk_verifier(settings: Settings) -> ClerkTokenVerifier | None:
         settings.clerk_authorized_parties,
         pem_key=settings.clerk_jwt_key,
         jwks_url=settings.clerk_jwks_endpoint,
+        accept_missing_azp=settings.clerk_accept_tokens_without_azp,
     )
 
 

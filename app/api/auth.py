@@ -18,7 +18,7 @@ from litestar.middleware import AbstractAuthenticationMiddleware, Authentication
 
 from app.bootstrap import Container
 from app.domains.base.actors import Actor
-from app.domains.base.exceptions import AuthenticationError
+from app.domains.base.exceptions import AuthenticationError, PermissionDeniedError
 from app.domains.base.unit_of_work import UnitOfWork
 from app.domains.users.api_keys import api_key_prefix
 from app.domains.users.clerk import ClerkSync
@@ -27,6 +27,8 @@ from app.domains.users.service import APIKeyService
 from app.infrastructure.clerk import TokenRejected
 
 API_KEY_HEADER = "X-API-Key"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 SESSION_COOKIE = "__session"
 
 
@@ -67,9 +69,28 @@ class CredentialMiddleware(AbstractAuthenticationMiddleware):
 
     async def authenticate_request(self, connection: ASGIConnection) -> AuthenticationResult:
         credential = read_credential(connection)
-        if credential.kind is CredentialKind.SESSION_TOKEN and connection.app.state.container.clerk_verifier is None:
+        verifier = connection.app.state.container.clerk_verifier
+        if credential.kind is CredentialKind.SESSION_TOKEN and verifier is None:
             raise AuthenticationError("session tokens are not accepted: Clerk is not configured", reason="disabled")
+        if credential.from_cookie:
+            refuse_cross_site(connection, verifier.authorized_parties)
         return AuthenticationResult(user=None, auth=credential)
+
+
+def refuse_cross_site(connection: ASGIConnection, authorized_parties: frozenset[str]) -> None:
+    """CSRF: the browser attaches the session cookie to any site's request, so an unsafe request
+    authenticated by it must come from an authorized origin, with a JSON body (a cross-site form
+    can send neither an Origin we allow nor `application/json`). Header credentials are unchanged:
+    a browser never adds them on its own."""
+    method = connection.scope.get("method", "GET")
+    if method in SAFE_METHODS:
+        return
+    origin = connection.headers.get("origin")
+    if origin is None or origin not in authorized_parties:
+        raise PermissionDeniedError("a cookie-authenticated change must come from an authorized origin", reason="csrf")
+    media_type = connection.headers.get("content-type", "").split(";")[0].strip().lower()
+    if method in BODY_METHODS and media_type != "application/json":
+        raise PermissionDeniedError("a cookie-authenticated change must send application/json", reason="csrf")
 
 
 class RequestUnitOfWork(UnitOfWork):

@@ -33,9 +33,11 @@ class SessionClaims:
 
 
 class ClerkTokenVerifier:
-    """`azp` policy: when it is present it must be an authorized party. When it is absent, a token
-    from the `Authorization` header is accepted (native and server callers send none) but a token
-    from a cookie is not: the browser attaches cookies on its own, so their origin must be proven."""
+    """`azp` policy, Clerk's SDK's: with authorized parties configured, `azp` must be present and
+    equal one of them exactly. `accept_missing_azp` (an explicit opt-in, for native clients that send
+    none) lets a token without `azp` in through the `Authorization` header; never through a cookie,
+    which the browser attaches on its own. With no parties configured (development only) a present
+    `azp` is not checked."""
 
     def __init__(
         self,
@@ -44,9 +46,12 @@ class ClerkTokenVerifier:
         pem_key: str | None = None,
         jwks_url: str | None = None,
         jwks_cooldown_seconds: float = 30,
+        *,
+        accept_missing_azp: bool = False,
     ) -> None:
         self.issuer = issuer
         self.authorized_parties = frozenset(authorized_parties)
+        self.accept_missing_azp = accept_missing_azp
         self._pem_key = load_pem_public_key(pem_key.replace("\\n", "\n").encode()) if pem_key else None
         self._jwks = None
         if not pem_key and jwks_url:
@@ -65,9 +70,10 @@ class ClerkTokenVerifier:
         if not isinstance(claims["sub"], str) or not CLERK_ID.fullmatch(claims["sub"]):
             raise TokenRejected("malformed", "session token's sub is not a Clerk user id")
         azp = claims.get("azp")
-        if azp is None and from_cookie:
-            raise TokenRejected("authorized_party", "a session cookie must name its authorized party (azp)")
-        if azp is not None and self.authorized_parties and azp.rstrip("/") not in self.authorized_parties:
+        if azp is None:
+            if from_cookie or (self.authorized_parties and not self.accept_missing_azp):
+                raise TokenRejected("authorized_party", "the session token names no authorized party (azp)")
+        elif self.authorized_parties and azp not in self.authorized_parties:
             raise TokenRejected("authorized_party", f"authorized party {azp!r} is not allowed")
         if claims.get("sts") == "pending":
             raise TokenRejected("pending_session", "the session is pending: treated as signed out")

@@ -48,6 +48,8 @@ class Settings(BaseSettings):
     clerk_jwks_url: str | None = None
     clerk_authorized_parties: Annotated[list[str], NoDecode] = Field(default_factory=list)
     clerk_webhook_signing_secret: SecretStr | None = None
+    # Opt-in: accept session tokens without `azp` from the Authorization header (native clients).
+    clerk_accept_tokens_without_azp: bool = False
     # The Backend API, for the clerk-reconciliation flow (skipped while CLERK_SECRET_KEY is unset).
     clerk_secret_key: SecretStr | None = None
     clerk_api_url: str = "https://api.clerk.com/v1"

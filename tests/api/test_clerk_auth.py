@@ -70,6 +70,7 @@ ATTACKS: dict[str, tuple[Callable[[], str], str]] = {
     "iat-in-future": (lambda: KEY.mint(iat=int(time.time()) + 30), "not_yet_valid"),
     "wrong-issuer": (lambda: KEY.mint(iss="https://evil.example.test"), "issuer"),
     "azp-not-allowed": (lambda: KEY.mint(azp="https://evil.example.test"), "authorized_party"),
+    "azp-with-trailing-slash": (lambda: KEY.mint(azp=ALLOWED_ORIGIN + "/"), "authorized_party"),
     "no-sid": (lambda: KEY.mint(sid=None), "missing_claim"),
     "no-exp": (lambda: KEY.mint(exp=None), "missing_claim"),
     "no-sub": (lambda: KEY.mint(sub=None), "missing_claim"),
@@ -136,12 +137,17 @@ def test_cookies_authenticate_and_the_header_wins(clerk_client: TestClient) -> N
     assert clerk_client.get("/api/users/me", headers=bearer(token), cookies={"__session": "garbage"}).status_code == 200
 
 
-def test_missing_azp_is_accepted_in_the_header_but_not_in_a_cookie(clerk_client: TestClient) -> None:
+def test_a_token_without_azp_is_refused_unless_native_clients_are_opted_in(
+    clerk_client: TestClient, settings: Settings, database: Database
+) -> None:
     token = KEY.mint(azp=None)
-    assert clerk_client.get("/api/users/me", headers=bearer(token)).status_code == 200
-    response = clerk_client.get("/api/users/me", cookies={"__session": token})
-    assert response.status_code == 401
-    assert response.json()["reason"] == "authorized_party"
+    for credentials in ({"headers": bearer(token)}, {"cookies": {"__session": token}}):
+        response = clerk_client.get("/api/users/me", **credentials)
+        assert (response.status_code, response.json()["reason"]) == (401, "authorized_party"), credentials
+    opted_in = create_app(clerk_settings(settings, clerk_accept_tokens_without_azp=True))
+    with TestClient(opted_in) as client:
+        assert client.get("/api/users/me", headers=bearer(token)).status_code == 200
+        assert client.get("/api/users/me", cookies={"__session": token}).status_code == 401  # never a cookie
 
 
 def test_both_credentials_give_the_same_context(clerk_client: TestClient, make_api_key: Callable) -> None:

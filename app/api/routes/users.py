@@ -53,7 +53,7 @@ class UserController(Controller):
     def update_user(self, users: Users, user_id: FromPath[UUID], data: JSONBody[UserUpdate]) -> UserPublic:
         return public(users.change(user_id, data))
 
-    @delete("/{user_id:uuid}", operation_id="deleteUser", requires=WRITE)
+    @delete("/{user_id:uuid}", operation_id="deleteUser", requires=WRITE, errors=(409,))
     def delete_user(self, users: Users, user_id: FromPath[UUID]) -> None:
         """Soft delete (admins only): the row stays as a tombstone without personal data."""
         users.remove(user_id)

@@ -38,6 +38,9 @@ class APIKey(APIKeyBase, TableBase, table=True):
     __tablename__ = "api_keys"
 
     user_id: UUID = Field(foreign_key="users.id", ondelete="CASCADE", index=True)
+    # The key that created this one (None: created from a Clerk session or the CLI). A child never
+    # outlives its parent, and revoking a key revokes every key it created.
+    parent_id: UUID | None = Field(default=None, foreign_key="api_keys.id", ondelete="CASCADE", index=True)
     prefix: str = Field(max_length=32, unique=True, index=True)
     key_hash: str = Field(max_length=255)
     scopes: list[str] = Field(default_factory=list, sa_type=sa.JSON)

@@ -75,6 +75,7 @@ class APIKeyCreate(APIKeyBase, InputSchema):
 class APIKeyPublic(APIKeyBase):
     id: UUID
     user_id: UUID
+    parent_id: UUID | None = Field(description="The key that created this one: revoking it revokes this one")
     prefix: str
     scopes: list[str]
     expires_at: datetime | None

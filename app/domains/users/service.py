@@ -8,7 +8,7 @@ from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from app.domains.base.actors import Actor, AuthMethod, Role, require_admin
-from app.domains.base.exceptions import DomainValidationError, NotFoundError, PermissionDeniedError
+from app.domains.base.exceptions import ConflictError, DomainValidationError, NotFoundError, PermissionDeniedError
 from app.domains.base.models import utcnow
 from app.domains.base.permissions import permissions
 from app.domains.base.service import Service
@@ -76,13 +76,31 @@ class UserService(Service[User]):
     def change(self, user_id: UUID, changes: UserUpdate) -> User:
         user = self.current() if user_id == self.actor.user_id else self.get(user_id)
         ensure_can_change_user(self.actor, changes.model_fields_set)
+        demoted = changes.role is not None and changes.role is not Role.ADMIN
+        if (demoted or changes.is_active is False) and user.role == Role.ADMIN:
+            self._keep_an_admin(user, "deactivate" if changes.is_active is False else "demote")
         return self.apply_changes(user, changes)
 
     def remove(self, user_id: UUID) -> None:
         """Soft delete (admins): see `tombstone`."""
         user = self.get(user_id)
         require_admin(self.actor)
+        if user.role == Role.ADMIN:
+            self._keep_an_admin(user, "delete")
         self.tombstone(user)
+
+    def _keep_an_admin(self, admin: User, action: str) -> None:
+        """An admin cannot deactivate or delete itself, and the last active admin stays one.
+
+        The active admins are locked (PostgreSQL) while counting, so two admins demoting each
+        other at once cannot both succeed.
+        """
+        if action != "demote" and admin.id == self.actor.user_id:
+            raise ConflictError(f"an admin cannot {action} itself")
+        active_admins = select(User.id).where(*self.default_filters(), User.role == Role.ADMIN, User.is_active)
+        others = [user_id for user_id in self.session.scalars(active_admins.with_for_update()) if user_id != admin.id]
+        if admin.is_active and not others:
+            raise ConflictError(f"cannot {action} the last active admin")
 
     def purge_tombstones(self, deleted_before: datetime, limit: int) -> tuple[int, int]:
         """Delete up to `limit` users tombstoned before then, and their keys: (users, keys)."""
@@ -138,24 +156,52 @@ class APIKeyService(Service[APIKey]):
             raise DomainValidationError(
                 "the key would already be expired", [{"key": "expires_at", "message": "must be in the future"}]
             )
+        expires_at = self._bounded_by_parent(data.expires_at)
         generated = generate_api_key()
         row = self.create(
             {
                 "user_id": actor.user_id,
+                "parent_id": actor.api_key_id,
                 "name": data.name,
                 "prefix": generated.prefix,
                 "key_hash": self.hasher.hash(generated.key),
                 "scopes": scopes,
-                "expires_at": data.expires_at,
+                "expires_at": expires_at,
             }
         )
         return row, generated.key
 
+    def _bounded_by_parent(self, expires_at: datetime | None) -> datetime | None:
+        """A key created with a key expires no later than it (by default, with it)."""
+        if self.actor.api_key_id is None:
+            return expires_at  # a Clerk session or the CLI: the user is present
+        parent = self.session.get(APIKey, self.actor.api_key_id)
+        if parent is None or parent.expires_at is None:
+            return expires_at
+        if expires_at is None:
+            return parent.expires_at
+        if expires_at > parent.expires_at:
+            raise DomainValidationError(
+                "a key cannot outlive the key that creates it",
+                [{"key": "expires_at", "message": f"at most {parent.expires_at.isoformat()}"}],
+            )
+        return expires_at
+
     def revoke(self, key_id: UUID) -> APIKey:
+        """Revoke the key and every key created with it, down the whole line."""
         key = self.get(key_id)
         if key.revoked_at is not None:
             return key
-        return self.apply_changes(key, {"revoked_at": utcnow()})
+        now = utcnow()
+        line = select(APIKey.id).where(APIKey.parent_id == key.id).cte("descendants", recursive=True)
+        line = line.union_all(select(APIKey.id).where(APIKey.parent_id == line.c.id))
+        self.session.execute(
+            update(APIKey)
+            .where(APIKey.id.in_(select(line.c.id)), APIKey.revoked_at.is_(None))
+            .values(revoked_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        return self.apply_changes(key, {"revoked_at": now})
 
     def revoke_expired(self, now: datetime, limit: int) -> int:
         """Revoke up to `limit` keys past their expiry (revoked keys no longer match: call it
