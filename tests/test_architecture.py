@@ -3,6 +3,8 @@
 import subprocess
 import sys
 
+import pytest
+
 from app.infrastructure.config import PROJECT_ROOT
 
 
@@ -27,3 +29,19 @@ def test_domains_load_no_adapter_nor_workflow_engine() -> None:
 def test_the_api_does_not_pay_for_prefect() -> None:
     """`import prefect` costs over a second and ~70 packages: it stays out of the API's path."""
     assert "prefect" not in _modules_loaded_by("import app.api.main")
+
+
+def test_a_route_that_would_not_verify_credentials_stops_the_app(monkeypatch, tmp_path) -> None:
+    """The credential middleware reads a credential; only the routing decorators verify it."""
+    import litestar
+
+    from app.api import main
+    from tests.helpers import settings_for
+
+    @litestar.get("/api/reports/plain", sync_to_thread=False)
+    def plain() -> dict[str, str]:
+        return {"secret": "data"}
+
+    monkeypatch.setattr(main, "route_handlers", [*main.route_handlers, plain])
+    with pytest.raises(RuntimeError, match=r"/api/reports/plain \(plain\) does not verify credentials"):
+        main.create_app(settings_for(f"sqlite:///{tmp_path / 'app.db'}"))

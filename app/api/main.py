@@ -16,6 +16,7 @@ from app.api.auth import API_KEY_HEADER, CredentialMiddleware
 from app.api.dependencies import app_dependencies
 from app.api.problems import exception_handlers
 from app.api.router import route_handlers
+from app.api.routing import ensure_every_route_verifies_credentials
 from app.bootstrap import Container, bootstrap
 from app.infrastructure.config import Settings
 
@@ -35,7 +36,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         executor = ThreadPoolExecutor(settings.worker_threads, thread_name_prefix="worker")
         asyncio.get_running_loop().set_default_executor(executor)
 
-    return Litestar(
+    app = Litestar(
         route_handlers=route_handlers,
         dependencies=app_dependencies,
         middleware=[DefineMiddleware(CredentialMiddleware, exclude=["^/schema"])],
@@ -59,3 +60,5 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         logging_config=LoggingConfig(root={"level": settings.log_level, "handlers": ["queue_listener"]}),
         debug=False,
     )
+    ensure_every_route_verifies_credentials(app)
+    return app

@@ -30,6 +30,7 @@ from app.domains.base.actors import Actor, require_admin, require_permission
 from app.domains.base.permissions import permissions
 
 Handler = Callable[..., Any]
+UNIT_OF_WORK = "unit_of_work"  # the opt key that marks a route made here
 
 
 def _problem_responses(statuses: set[int]) -> dict[int, ResponseSpec]:
@@ -90,8 +91,9 @@ def _route(litestar_decorator: Callable[..., Any]) -> Callable[..., Callable[[Ha
             statuses |= {401, 403}
         if "{" in path:
             statuses.add(404)
+        kwargs.setdefault("opt", {})[UNIT_OF_WORK] = True
         if public:
-            kwargs.setdefault("opt", {})["exclude_from_auth"] = True
+            kwargs["opt"]["exclude_from_auth"] = True
             kwargs.setdefault("security", [{}])
 
         def wrap(fn: Handler) -> Any:
@@ -106,6 +108,23 @@ def _route(litestar_decorator: Callable[..., Any]) -> Callable[..., Callable[[Ha
         return wrap
 
     return decorator
+
+
+def ensure_every_route_verifies_credentials(app: litestar.Litestar) -> None:
+    """Fail closed, at start-up: the middleware only reads a credential; it is verified inside a
+    route made by the decorators above. A route made with Litestar's own decorators, and not marked
+    `opt={"exclude_from_auth": True}`, would serve anyone holding a well-formed fake key."""
+    for route in app.routes:
+        if route.path.startswith("/schema"):
+            continue
+        for handler in getattr(route, "route_handlers", []):
+            opt = handler.opt
+            if handler.http_methods == {"OPTIONS"} or opt.get(UNIT_OF_WORK) or opt.get("exclude_from_auth"):
+                continue
+            raise RuntimeError(
+                f"{route.path} ({handler.handler_name}) does not verify credentials: declare it with "
+                "app.api.routing's decorators, or mark it opt={'exclude_from_auth': True} if it is public"
+            )
 
 
 get = _route(litestar.get)

@@ -16,24 +16,36 @@ from argon2.exceptions import InvalidHashError, VerificationError
 class APIKeyHasher:
     """Implements the users domain's `KeyHasher`, with an in-process memory of verified keys."""
 
-    def __init__(self, time_cost: int, memory_cost_kib: int, remember: int = 10_000) -> None:
+    def __init__(self, time_cost: int, memory_cost_kib: int, remember: int = 10_000, concurrent: int = 2) -> None:
         self._argon2 = PasswordHasher(time_cost=time_cost, memory_cost=memory_cost_kib)
         self._verified: dict[bytes, str] = {}
         self._remember = remember
         self._lock = threading.Lock()
+        # At most `concurrent` argon2 runs at once: they cannot take every worker's CPU and memory.
+        self._slots = threading.BoundedSemaphore(concurrent)
+        # Concurrent first uses of one key wait for the first verification instead of repeating it.
+        self._stripes = [threading.Lock() for _ in range(64)]
+
+    def is_remembered(self, key: str, stored_hash: str) -> bool:
+        """Verified before in this process: no argon2 needed."""
+        remembered = self._verified.get(hashlib.sha256(key.encode()).digest())
+        return remembered is not None and hmac.compare_digest(remembered, stored_hash)
 
     def hash(self, key: str) -> str:
         return self._argon2.hash(key)
 
     def verify(self, key: str, stored_hash: str) -> bool:
         digest = hashlib.sha256(key.encode()).digest()
-        remembered = self._verified.get(digest)
-        if remembered is not None and hmac.compare_digest(remembered, stored_hash):
+        if self.is_remembered(key, stored_hash):
             return True
-        try:
-            self._argon2.verify(stored_hash, key)
-        except (VerificationError, InvalidHashError):
-            return False
+        with self._stripes[digest[0] % len(self._stripes)]:
+            if self.is_remembered(key, stored_hash):  # verified while this request waited
+                return True
+            try:
+                with self._slots:
+                    self._argon2.verify(stored_hash, key)
+            except (VerificationError, InvalidHashError):
+                return False
         with self._lock:
             if len(self._verified) >= self._remember:
                 self._verified.pop(next(iter(self._verified)))

@@ -4,11 +4,18 @@ Tasks receive ids and plain values, never sessions or clients (Prefect hashes ta
 opens its own unit of work: one transaction per batch.
 """
 
+from typing import Annotated
+
+from pydantic import Field
+
 from app.bootstrap import Container, bootstrap
 from app.domains.base.actors import Actor
 from app.domains.base.unit_of_work import UnitOfWork
 
 _container: Container | None = None
+
+# A flow's batch-size parameter (Prefect validates parameters): None means WORKER_BATCH_SIZE.
+BatchSize = Annotated[int, Field(ge=1, le=100_000)] | None
 
 
 def container() -> Container:

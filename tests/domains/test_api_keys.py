@@ -128,8 +128,11 @@ def test_expired_key_is_refused(keys_for: Callable, authenticate: Callable, make
     row, key = api_keys.issue(APIKeyCreate(name="x", expires_at=datetime.now(UTC) + timedelta(hours=1)))
     api_keys.uow.commit()
     authenticate(key)
-    api_keys.update({"expires_at": datetime.now(UTC) - timedelta(seconds=1)}, row.id)
-    api_keys.uow.commit()
+    with pytest.raises(PermissionDeniedError):  # its owner cannot move the expiry
+        api_keys.update({"expires_at": datetime.now(UTC) + timedelta(days=365)}, row.id)
+    system_keys = keys_for(Actor.system())  # the hour has passed
+    system_keys.update({"expires_at": datetime.now(UTC) - timedelta(seconds=1)}, row.id)
+    system_keys.uow.commit()
     with pytest.raises(InvalidAPIKeyError, match="expired"):
         authenticate(key)
 

@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 import pytest
 from advanced_alchemy.exceptions import NotFoundError as RepositoryNotFoundError
+from sqlalchemy import select
 
 from app.domains.base.actors import Actor, Role
 from app.domains.base.exceptions import NotFoundError, PermissionDeniedError
@@ -44,10 +45,13 @@ WRITES: dict[str, Callable[[UserService, User], object]] = {
     "get_or_upsert": lambda users, other: users.get_or_upsert(id=other.id, first_name="Mallory"),
     "get_and_update": lambda users, other: users.get_and_update(match_fields=["id"], id=other.id, first_name="M"),
     "delete": lambda users, other: users.delete(other.id),
-}
-NO_OP_WRITES: dict[str, Callable[[UserService, User], object]] = {
     "delete_many": lambda users, other: users.delete_many([other.id]),
     "delete_where": lambda users, other: users.delete_where(User.id == other.id),
+}
+# Bulk deletes on keys (users refuse any delete but the system's): filtered, so a no-op.
+NO_OP_WRITES: dict[str, Callable[[APIKeyService, APIKey], object]] = {
+    "delete_many": lambda keys, other: keys.delete_many([other.id]),
+    "delete_where": lambda keys, other: keys.delete_where(APIKey.id == other.id),
 }
 
 
@@ -89,13 +93,58 @@ def test_inherited_writes_cannot_reach_another_row(
 
 @pytest.mark.parametrize("path", NO_OP_WRITES)
 def test_inherited_bulk_deletes_skip_rows_the_actor_cannot_see(
-    open_uow: Callable[[Actor], UnitOfWork], database: Database, member_and_other, path: str
+    open_uow: Callable[[Actor], UnitOfWork],
+    database: Database,
+    member_and_other,
+    make_api_key: Callable[..., str],
+    path: str,
 ) -> None:
     member, other = member_and_other
+    make_api_key(other)
+    with database.session() as session:
+        others_key = session.scalars(select(APIKey).where(APIKey.user_id == other.id)).one()
     uow = open_uow(actor_of(member))
-    assert list(NO_OP_WRITES[path](uow.service(UserService), other)) == []
+    assert list(NO_OP_WRITES[path](uow.service(APIKeyService), others_key)) == []
     uow.commit()
-    assert _unchanged(database, other)
+    with database.session() as session:
+        assert session.get(APIKey, others_key.id) is not None
+
+
+# Each inherited write aimed at the actor's *own* row, at a field only admins or the system change.
+OWN_ROW_ESCALATIONS: dict[str, Callable[[UnitOfWork, User, APIKey], object]] = {
+    "update role": lambda uow, me, _: uow.service(UserService).update({"role": "admin"}, me.id),
+    "upsert role": lambda uow, me, _: uow.service(UserService).upsert({"id": me.id, "role": "admin"}),
+    "get_and_update active": lambda uow, me, _: uow.service(UserService).get_and_update(
+        match_fields=["id"], id=me.id, is_active=True, clerk_id="user_someone_else"
+    ),
+    "update clerk link": lambda uow, me, _: uow.service(UserService).update({"clerk_id": "user_x"}, me.id),
+    "hard delete itself": lambda uow, me, _: uow.service(UserService).delete(me.id),
+    "widen a key": lambda uow, _, key: uow.service(APIKeyService).update({"scopes": ["users:write"]}, key.id),
+    "extend a key": lambda uow, _, key: uow.service(APIKeyService).update({"expires_at": None}, key.id),
+    "un-revoke a key": lambda uow, _, key: uow.service(APIKeyService).update({"revoked_at": None}, key.id),
+}
+
+
+@pytest.mark.parametrize("path", OWN_ROW_ESCALATIONS)
+def test_inherited_writes_cannot_change_what_only_admins_change_on_ones_own_rows(
+    open_uow: Callable[[Actor], UnitOfWork],
+    database: Database,
+    make_user: Callable[..., User],
+    make_api_key: Callable[..., str],
+    path: str,
+) -> None:
+    member = make_user(first_name="Member")
+    make_api_key(member, scopes=["users:read"])
+    with database.session() as session:
+        key = session.scalars(select(APIKey).where(APIKey.user_id == member.id)).one()
+    uow = open_uow(actor_of(member))
+    with pytest.raises(PermissionDeniedError):
+        OWN_ROW_ESCALATIONS[path](uow, member, key)
+    uow.rollback()
+    with database.session() as session:
+        stored, stored_key = session.get(User, member.id), session.get(APIKey, key.id)
+        assert (stored.role, stored.is_active, stored.clerk_id) == (Role.MEMBER, True, None)
+        assert (stored_key.scopes, stored_key.revoked_at) == (["users:read"], None)
 
 
 def test_creating_a_row_for_someone_else_is_refused(open_uow: Callable[[Actor], UnitOfWork], member_and_other) -> None:

@@ -4,6 +4,7 @@ from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
+from prefect.exceptions import ParameterTypeError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -89,3 +90,10 @@ def test_user_report_counts_active_users_by_role_and_new_ones(
     make_user(created_at=utcnow() - timedelta(days=3))
     make_user(is_active=False)
     assert user_report(since_hours=24) == {"active_admins": 1, "active_members": 3, "new": 4}
+
+
+@pytest.mark.parametrize("batch_size", [0, -1, 100_001])
+def test_a_batch_size_out_of_range_is_refused_before_any_work(worker: Container, batch_size: int) -> None:
+    """SQLite reads LIMIT -1 as "no limit": a batch that never comes back short would loop forever."""
+    with pytest.raises(ParameterTypeError):
+        maintenance(batch_size=batch_size)

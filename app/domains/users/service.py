@@ -17,7 +17,13 @@ from app.domains.users.api_keys import KeyHasher, api_key_prefix, generate_api_k
 from app.domains.users.exceptions import InvalidAPIKeyError
 from app.domains.users.models import APIKey, User
 from app.domains.users.repository import APIKeyRepository, UserRepository
-from app.domains.users.rules import api_keys_policy, ensure_can_change_user, ensure_can_grant, users_policy
+from app.domains.users.rules import (
+    api_keys_policy,
+    ensure_can_change_key,
+    ensure_can_change_user,
+    ensure_can_grant,
+    users_policy,
+)
 from app.domains.users.schemas import APIKeyCreate, UserCreate, UserUpdate
 
 # last_used_at is refreshed at most this often per key, so authentication rarely writes.
@@ -57,10 +63,31 @@ class UserService(Service[User]):
         return [User.deleted_at.is_(None)]
 
     def to_model_on_create(self, data: Any) -> Any:
+        require_admin(self.actor)  # whatever the path: create_user, create, upsert...
         return _normalized(data)
 
     def to_model_on_update(self, data: Any) -> Any:
+        """Every update path (change, update, upsert, get_and_update...) passes here."""
+        ensure_can_change_user(self.actor, data)
         return _normalized(data)
+
+    def delete(self, *args: Any, **kwargs: Any) -> Any:
+        self._only_the_system_deletes()
+        return super().delete(*args, **kwargs)
+
+    def delete_many(self, *args: Any, **kwargs: Any) -> Any:
+        self._only_the_system_deletes()
+        return super().delete_many(*args, **kwargs)
+
+    def delete_where(self, *args: Any, **kwargs: Any) -> Any:
+        self._only_the_system_deletes()
+        return super().delete_where(*args, **kwargs)
+
+    def _only_the_system_deletes(self) -> None:
+        """A user is removed with `remove` (a tombstone: Clerk's late events must find it); rows go
+        only when the maintenance flow purges old tombstones."""
+        if self.actor.method is not AuthMethod.SYSTEM:
+            raise PermissionDeniedError("users are removed with a tombstone, not deleted")
 
     def current(self) -> User:
         """The actor's own user. Authentication loaded it into this session: no query."""
@@ -75,7 +102,7 @@ class UserService(Service[User]):
 
     def change(self, user_id: UUID, changes: UserUpdate) -> User:
         user = self.current() if user_id == self.actor.user_id else self.get(user_id)
-        ensure_can_change_user(self.actor, changes.model_fields_set)
+        ensure_can_change_user(self.actor, changes.model_fields_set)  # before the admin rules below
         demoted = changes.role is not None and changes.role is not Role.ADMIN
         if (demoted or changes.is_active is False) and user.role == Role.ADMIN:
             self._keep_an_admin(user, "deactivate" if changes.is_active is False else "demote")
@@ -144,6 +171,10 @@ class APIKeyService(Service[APIKey]):
     def __init__(self, uow: UnitOfWork, actor: Actor | None = None) -> None:
         super().__init__(uow, actor)
         self.hasher = uow.resource(KeyHasher)  # type: ignore[type-abstract]
+
+    def to_model_on_update(self, data: Any) -> Any:
+        ensure_can_change_key(self.actor, data)
+        return data
 
     def issue(self, data: APIKeyCreate) -> tuple[APIKey, str]:
         """Create a key owned by the actor; returns the row and the full key (shown once)."""

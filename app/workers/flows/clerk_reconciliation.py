@@ -11,14 +11,14 @@ from typing import Any
 from prefect import flow, get_run_logger
 
 from app.infrastructure.clerk_api import MAX_PAGE_SIZE, ClerkAPIError
-from app.workers.runtime import container
+from app.workers.runtime import BatchSize, container
 from app.workers.tasks.clerk import find_deleted_users, sync_users_page, tombstone_users
 
 OUTCOMES = ("created", "updated", "unchanged", "ignored", "failed")
 
 
 @flow(name="clerk-reconciliation")
-def clerk_reconciliation(page_size: int = MAX_PAGE_SIZE, batch_size: int | None = None) -> dict[str, Any]:
+def clerk_reconciliation(page_size: int = MAX_PAGE_SIZE, batch_size: BatchSize = None) -> dict[str, Any]:
     """Counts: created, updated, unchanged, ignored (tombstoned here, present in Clerk: left
     deleted), failed (could not be applied, see the log) and tombstoned (gone from Clerk)."""
     log = get_run_logger()

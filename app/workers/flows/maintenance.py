@@ -2,12 +2,12 @@
 
 from prefect import flow, get_run_logger
 
-from app.workers.runtime import container
+from app.workers.runtime import BatchSize, container
 from app.workers.tasks.maintenance import delete_old_webhook_events, remove_old_tombstones, revoke_expired_api_keys
 
 
 @flow(name="maintenance")
-def maintenance(batch_size: int | None = None) -> dict[str, int]:
+def maintenance(batch_size: BatchSize = None) -> dict[str, int]:
     """Counts of each change; the retention periods are settings."""
     settings = container().settings
     size = batch_size or settings.worker_batch_size

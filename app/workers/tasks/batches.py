@@ -11,6 +11,8 @@ from app.workers.runtime import unit_of_work
 
 def in_batches(what: str, batch: Callable[[UnitOfWork], int], batch_size: int) -> int:
     """Run `batch` in a new unit of work until it handles fewer than `batch_size` rows; the total."""
+    if batch_size < 1:
+        raise ValueError("batch_size must be at least 1")  # or the loop would never end
     total = 0
     while True:
         with unit_of_work() as uow:
