@@ -16,7 +16,8 @@ from sqlalchemy.orm import Session
 import app.models  # noqa: F401  (every domain's tables and permissions are registered)
 from app.domains.base.actors import Actor
 from app.domains.base.unit_of_work import UnitOfWork
-from app.domains.users.api_keys import KeyHasher
+from app.domains.users.api_keys import FailedAttempts, KeyHasher
+from app.infrastructure.attempts import AttemptLimiter
 from app.infrastructure.clerk import ClerkTokenVerifier
 from app.infrastructure.config import Settings, get_settings
 from app.infrastructure.database import Database
@@ -29,13 +30,14 @@ class Container:
     settings: Settings
     database: Database
     hasher: APIKeyHasher
+    attempts: AttemptLimiter
     clerk_verifier: ClerkTokenVerifier | None  # None: session tokens are refused
     svix_verifier: SvixVerifier | None  # None: webhooks are refused
 
     @property
     def resources(self) -> dict[type, object]:
         """What services may ask their unit of work for (`uow.resource(KeyHasher)`)."""
-        return {KeyHasher: self.hasher}
+        return {KeyHasher: self.hasher, FailedAttempts: self.attempts}
 
     def unit_of_work(self, actor: Actor | None = None, *, read_only: bool = False) -> UnitOfWork:
         """`read_only`: statements autocommit one by one (see `UnitOfWork`)."""
@@ -53,7 +55,10 @@ def bootstrap(settings: Settings | None = None) -> Container:
     return Container(
         settings=settings,
         database=Database(settings),
-        hasher=APIKeyHasher(settings.argon2_time_cost, settings.argon2_memory_cost_kib),
+        hasher=APIKeyHasher(
+            settings.argon2_time_cost, settings.argon2_memory_cost_kib, concurrent=settings.argon2_max_concurrent
+        ),
+        attempts=AttemptLimiter(settings.auth_failures_per_client, settings.auth_failures_per_key),
         clerk_verifier=_clerk_verifier(settings),
         svix_verifier=_svix_verifier(settings),
     )

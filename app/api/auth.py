@@ -96,10 +96,13 @@ def refuse_cross_site(connection: ASGIConnection, authorized_parties: frozenset[
 class RequestUnitOfWork(UnitOfWork):
     """A request's unit of work; its actor comes from the request's credential (or is anonymous)."""
 
-    def __init__(self, container: Container, credential: Credential | None, *, read_only: bool = False) -> None:
+    def __init__(
+        self, container: Container, credential: Credential | None, *, read_only: bool = False, client: str | None = None
+    ) -> None:
         super().__init__(container.session_factory(read_only), None, container.resources)
         self.container = container
         self.credential = credential
+        self.client = client  # the peer's address: failed authentications are counted per client
 
     def authenticate(self, *, anonymous: bool = False) -> Actor:
         """Run in the worker thread: the actor behind the credential (on a public route: anonymous)."""
@@ -109,7 +112,7 @@ class RequestUnitOfWork(UnitOfWork):
         elif credential is None:  # fail closed, should the middleware ever be bypassed
             raise AuthenticationError("authentication required", reason="missing")
         elif credential.kind is CredentialKind.API_KEY:
-            actor = self.service(APIKeyService).authenticate(credential.values[0])
+            actor = self.service(APIKeyService).authenticate(credential.values[0], client=self.client)
         else:
             clerk_id = self._verified_clerk_user(credential)
             actor = self.service(ClerkSync).authenticate(clerk_id)

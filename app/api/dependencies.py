@@ -27,7 +27,8 @@ async def provide_unit_of_work(request: Request) -> RequestUnitOfWork:
     credential = request.scope.get("auth")  # absent on public routes
     credential = credential if isinstance(credential, Credential) else None
     read_only = request.method in SAFE_METHODS  # GET routes read: no transaction (see UnitOfWork)
-    return RequestUnitOfWork(request.app.state.container, credential, read_only=read_only)
+    client = request.client.host if request.client else None
+    return RequestUnitOfWork(request.app.state.container, credential, read_only=read_only, client=client)
 
 
 def _require_canonical_uuids(request: Request) -> None:

@@ -21,6 +21,7 @@ from app.domains.base.exceptions import (
     MalformedInputError,
     NotFoundError,
     PermissionDeniedError,
+    TooManyAttemptsError,
 )
 from app.infrastructure.svix import WebhookRejected
 
@@ -49,6 +50,7 @@ DOMAIN_ERROR_STATUS: dict[type[DomainError], int] = {
     NotFoundError: 404,
     ConflictError: 409,
     DomainValidationError: 422,
+    TooManyAttemptsError: 429,
 }
 
 
@@ -57,9 +59,23 @@ def problem(status: int, detail: str, headers: dict[str, str] | None = None, **e
     return Response(body, status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers)
 
 
-def _domain_error(_: Request, exc: DomainError) -> Response[dict[str, Any]]:
+def _domain_error(request: Request, exc: DomainError) -> Response[dict[str, Any]]:
     status = next(code for kind, code in DOMAIN_ERROR_STATUS.items() if isinstance(exc, kind))
-    headers = {"WWW-Authenticate": 'Bearer, ApiKey realm="X-API-Key"'} if status == 401 else None
+    headers = None
+    if status == 401:
+        headers = {"WWW-Authenticate": 'Bearer, ApiKey realm="X-API-Key"'}
+    elif status == 429:
+        headers = {"Retry-After": str(exc.extra["retry_after"])}
+    if status in {401, 429}:  # one line, never the credential itself
+        client = request.client.host if request.client else "-"
+        logger.info(
+            "authentication refused (%d %s) on %s %s from %s",
+            status,
+            exc.detail,
+            request.method,
+            request.url.path,
+            client,
+        )
     return problem(status, exc.detail, headers=headers, **exc.extra)
 
 

@@ -88,7 +88,7 @@ def _route(litestar_decorator: Callable[..., Any]) -> Callable[..., Callable[[Ha
             raise ValueError(f"{operation_id}: no domain declares the permission {unknown[0]!r}")
         statuses = {400, 503, *errors}
         if not public:
-            statuses |= {401, 403}
+            statuses |= {401, 403, 429}
         if "{" in path:
             statuses.add(404)
         kwargs.setdefault("opt", {})[UNIT_OF_WORK] = True

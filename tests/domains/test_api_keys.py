@@ -220,7 +220,7 @@ def test_a_verified_key_costs_argon2_once_per_process(container, make_user: Call
     hasher = APIKeyHasher(CHEAP_ARGON2["argon2_time_cost"], CHEAP_ARGON2["argon2_memory_cost_kib"])
     counting = CountingArgon2(hasher)
     hasher._argon2 = counting
-    resources = {KeyHasher: hasher}
+    resources = {**container.resources, KeyHasher: hasher}
 
     def api_keys(actor: Actor) -> tuple[UnitOfWork, APIKeyService]:
         uow = UnitOfWork(container.database.session_factory, actor, resources)

@@ -37,3 +37,10 @@ class DomainValidationError(DomainError):
 
     def __init__(self, detail: str, errors: list[dict[str, Any]] | None = None) -> None:
         super().__init__(detail, errors=errors or [])
+
+
+class TooManyAttemptsError(DomainError):
+    """Too many failed attempts from this client or at this target: wait `retry_after` seconds."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__("too many failed attempts, retry later", retry_after=retry_after)

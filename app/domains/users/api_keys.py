@@ -18,6 +18,20 @@ class KeyHasher(Protocol):
 
     def verify(self, key: str, stored_hash: str) -> bool: ...
 
+    def is_remembered(self, key: str, stored_hash: str) -> bool:
+        """Verified before: checking it again costs nothing."""
+        ...
+
+
+class FailedAttempts(Protocol):
+    """Failed authentications per client and per key prefix (the infrastructure keeps the counts)."""
+
+    def retry_after(self, client: str | None, key: str) -> int | None:
+        """Seconds to wait before trying again, or None."""
+        ...
+
+    def failed(self, client: str | None, key: str) -> None: ...
+
 
 @dataclass(frozen=True, slots=True)
 class GeneratedKey:

@@ -8,12 +8,18 @@ from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from app.domains.base.actors import Actor, AuthMethod, Role, require_admin
-from app.domains.base.exceptions import ConflictError, DomainValidationError, NotFoundError, PermissionDeniedError
+from app.domains.base.exceptions import (
+    ConflictError,
+    DomainValidationError,
+    NotFoundError,
+    PermissionDeniedError,
+    TooManyAttemptsError,
+)
 from app.domains.base.models import utcnow
 from app.domains.base.permissions import permissions
 from app.domains.base.service import Service
 from app.domains.base.unit_of_work import UnitOfWork
-from app.domains.users.api_keys import KeyHasher, api_key_prefix, generate_api_key
+from app.domains.users.api_keys import FailedAttempts, KeyHasher, api_key_prefix, generate_api_key
 from app.domains.users.exceptions import InvalidAPIKeyError
 from app.domains.users.models import APIKey, User
 from app.domains.users.repository import APIKeyRepository, UserRepository
@@ -247,7 +253,7 @@ class APIKeyService(Service[APIKey]):
         statement = update(APIKey).where(APIKey.id.in_(expired.scalar_subquery())).values(revoked_at=now)
         return self.session.execute(statement).rowcount
 
-    def authenticate(self, raw_key: str) -> Actor:
+    def authenticate(self, raw_key: str, client: str | None = None) -> Actor:
         """The actor behind a key: one query (key and user), argon2 only the first time a process
         sees the key, and nothing hashed for a key that could not be used anyway."""
         prefix = api_key_prefix(raw_key)
@@ -264,8 +270,13 @@ class APIKeyService(Service[APIKey]):
             raise InvalidAPIKeyError("API key expired")
         if not is_usable(user):
             raise InvalidAPIKeyError("the key's user is inactive")
-        if not self.hasher.verify(raw_key, key.key_hash):
-            raise InvalidAPIKeyError("invalid API key")
+        if not self.hasher.is_remembered(raw_key, key.key_hash):  # argon2 ahead: it costs ~100 ms
+            attempts = self.uow.resource(FailedAttempts)  # type: ignore[type-abstract]
+            if (wait := attempts.retry_after(client, prefix)) is not None:
+                raise TooManyAttemptsError(wait)
+            if not self.hasher.verify(raw_key, key.key_hash):
+                attempts.failed(client, prefix)
+                raise InvalidAPIKeyError("invalid API key")
         keep_actor_row(self.session, user)
         if key.last_used_at is None or now - key.last_used_at >= LAST_USED_PRECISION:
             key.last_used_at = now  # written with the unit of work's commit
