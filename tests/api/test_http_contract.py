@@ -79,3 +79,11 @@ def test_list_parameters_show_their_bounds_and_sortable_fields(client: TestClien
     assert parameters["order_by"]["enum"] == ["created_at", "email", "first_name", "last_name", "updated_at"]
     keys = {p["name"]: p["schema"] for p in spec["paths"]["/api/api-keys"]["get"]["parameters"]}
     assert keys["order_by"]["enum"] == ["created_at", "expires_at", "last_used_at", "name"]
+
+
+def test_health_probes_and_the_webhook_need_no_api_credentials(client: TestClient) -> None:
+    spec = client.get("/schema/openapi.json").json()
+    for path in ("/health", "/health/ready", "/webhooks/clerk"):
+        for operation in spec["paths"][path].values():
+            assert operation["security"] == [{}], path
+    assert "401" in spec["paths"]["/webhooks/clerk"]["post"]["responses"]  # a bad signature

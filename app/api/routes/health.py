@@ -15,6 +15,7 @@ class HealthController(Controller):
     path = "/health"
     tags = ["health"]  # noqa: RUF012
     opt = {"exclude_from_auth": True}  # noqa: RUF012
+    security = [{}]  # noqa: RUF012 (no credentials: probes run before anyone signs in)
 
     @get("/", operation_id="getLiveness", sync_to_thread=False)
     def liveness(self) -> dict[str, str]:

@@ -16,7 +16,7 @@ class WebhookController(Controller):
     path = "/webhooks"
     tags = ["webhooks"]  # noqa: RUF012
 
-    @post("/clerk", operation_id="receiveClerkWebhook", status_code=200, public=True)
+    @post("/clerk", operation_id="receiveClerkWebhook", status_code=200, public=True, errors=(401,))
     def receive_clerk_event(self, uow: UnitOfWorkDep, headers: Headers, body: RawBody) -> dict[str, str | None]:
         """Verify the Svix signature over the raw body, record the event once, apply it.
 
