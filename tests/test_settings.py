@@ -1,5 +1,8 @@
 """Settings: embedded default, guard rails outside development, and .env.example in sync."""
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -30,7 +33,8 @@ def test_production_accepts_explicit_safe_settings() -> None:
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        ({"database_url": None}, "DATABASE_URL must be set explicitly"),
+        ({"database_url": None}, "DATABASE_URL must be a PostgreSQL URL"),
+        ({"database_url": "sqlite:///var/app.db"}, "DATABASE_URL must be a PostgreSQL URL"),  # .env.example's
         ({"database_url": "postgresql+psycopg2://app:change-me@db/app"}, "placeholder password"),
         ({"database_url": "postgresql+psycopg2://postgres:postgres@db/app"}, "placeholder password"),
         ({"argon2_time_cost": 1}, "ARGON2_TIME_COST"),
@@ -97,3 +101,27 @@ def test_outside_development_clerk_settings_must_be_real(overrides: dict, messag
 def test_a_webhook_secret_that_cannot_verify_anything_is_refused_everywhere(secret: str) -> None:
     with pytest.raises(ValidationError, match="whsec_"):
         Settings(_env_file=None, clerk_webhook_signing_secret=secret)
+
+
+@pytest.mark.parametrize(
+    ("environment", "expected"),
+    [
+        ({"ENVIRONMENT": "production"}, "DATABASE_URL must be a PostgreSQL URL"),
+        ({"WORKER_THREADS": "32", "DATABASE_POOL_SIZE": "8"}, "DATABASE_POOL_SIZE must be at least WORKER_THREADS"),
+        ({"WORKER_THREADS": "many"}, "invalid settings: WORKER_THREADS: Input should be a valid integer"),
+    ],
+)
+def test_invalid_settings_stop_the_process_with_one_clear_line(
+    tmp_path: Path, environment: dict, expected: str
+) -> None:
+    """`cp .env.example .env` plus ENVIRONMENT=production must not start: the value is judged."""
+    (tmp_path / ".env").write_text((PROJECT_ROOT / ".env.example").read_text())
+    code = "from app.api.main import create_app; create_app()"
+    env = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/root"), **environment}
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, cwd=tmp_path, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines() == [done.stderr.strip()]  # one line
+    assert expected in done.stderr

@@ -10,7 +10,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
@@ -124,8 +124,8 @@ class Settings(BaseSettings):
             return self
         problems = []
         url = make_url(self.database_url)
-        if "database_url" not in self.model_fields_set:
-            problems.append("DATABASE_URL must be set explicitly (the default is a local SQLite file)")
+        if url.get_backend_name() != "postgresql":  # judged by its value: a copied .env sets it too
+            problems.append("DATABASE_URL must be a PostgreSQL URL (SQLite is for development)")
         elif url.password is not None and url.password.lower() in PLACEHOLDER_SECRETS:
             problems.append("DATABASE_URL carries a placeholder password")
         if self.argon2_time_cost < MIN_ARGON2_TIME_COST or self.argon2_memory_cost_kib < MIN_ARGON2_MEMORY_COST_KIB:
@@ -150,4 +150,17 @@ class Settings(BaseSettings):
 
 @lru_cache
 def get_settings() -> Settings:
-    return Settings()
+    """The settings from the environment; invalid ones stop the process with one line per problem
+    naming the setting (an operator reads this, not a pydantic traceback)."""
+    try:
+        return Settings()
+    except ValidationError as error:
+        raise SystemExit(f"invalid settings: {describe(error)}") from None
+
+
+def describe(error: ValidationError) -> str:
+    problems = []
+    for item in error.errors():
+        message = item["msg"].removeprefix("Value error, ")
+        problems.append(f"{str(item['loc'][0]).upper()}: {message}" if item["loc"] else message)
+    return "; ".join(problems)
