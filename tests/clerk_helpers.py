@@ -7,7 +7,7 @@ import json
 import secrets
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -80,17 +80,21 @@ def unsigned_token(claims: dict[str, Any], header: dict[str, Any], key: bytes | 
     return (signing_input + b"." + signature).decode()
 
 
+Answer = Callable[[str, str | None], tuple[int, dict[str, str], Any]]
+
+
 @contextmanager
-def jwks_server(keys: list[SigningKey]) -> Iterator[tuple[str, list[SigningKey], list[int]]]:
-    """A real HTTP JWKS endpoint on loopback. Mutate `keys` to rotate; `hits` counts fetches."""
-    hits: list[int] = []
+def json_server(answer: Answer) -> Iterator[str]:
+    """A real HTTP server on loopback: `answer(path, authorization)` -> (status, headers, JSON body).
+    Yields its base URL (`http://127.0.0.1:<port>`)."""
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
-            hits.append(1)
-            body = json.dumps({"keys": [key.jwk for key in keys]}).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
+            status, headers, payload = answer(self.path, self.headers.get("Authorization"))
+            body = json.dumps(payload).encode()
+            self.send_response(status)
+            for name, value in {"Content-Type": "application/json", **headers}.items():
+                self.send_header(name, value)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
@@ -99,13 +103,26 @@ def jwks_server(keys: list[SigningKey]) -> Iterator[tuple[str, list[SigningKey],
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/.well-known/jwks.json", keys, hits
+        yield f"http://127.0.0.1:{server.server_address[1]}"
     finally:
         server.shutdown()
         server.server_close()
+
+
+@contextmanager
+def jwks_server(keys: list[SigningKey]) -> Iterator[tuple[str, list[SigningKey], list[int]]]:
+    """A real HTTP JWKS endpoint on loopback. Mutate `keys` to rotate; `hits` counts fetches."""
+    hits: list[int] = []
+
+    def answer(_path: str, _authorization: str | None) -> tuple[int, dict[str, str], Any]:
+        hits.append(1)
+        return 200, {}, {"keys": [key.jwk for key in keys]}
+
+    with json_server(answer) as url:
+        yield f"{url}/.well-known/jwks.json", keys, hits
 
 
 def svix_headers(body: bytes | str, msg_id: str | None = None, at: datetime | None = None) -> dict[str, str]:

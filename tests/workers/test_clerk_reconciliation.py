@@ -4,12 +4,10 @@ list-users shape, and the flow run for real by Prefect against SQLite and Postgr
 import dataclasses
 import json
 import socket
-import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -28,7 +26,7 @@ from app.workers.flows import FLOWS
 from app.workers.flows.clerk_reconciliation import clerk_reconciliation
 from app.workers.runtime import use_container
 from app.workers.tasks import clerk as clerk_tasks
-from tests.clerk_helpers import SAMPLES, user_event
+from tests.clerk_helpers import SAMPLES, json_server, user_event
 from tests.conftest import actor_of
 from tests.helpers import settings_for
 
@@ -86,31 +84,15 @@ class FakeClerk:
 
 @pytest.fixture
 def fake_clerk() -> Iterator[FakeClerk]:
-    fake: FakeClerk
+    fake: FakeClerk | None = None
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            status, headers, payload = fake.answer(self.path, self.headers.get("Authorization"))
-            body = json.dumps(payload).encode()
-            self.send_response(status)
-            for name, value in {"Content-Type": "application/json", **headers}.items():
-                self.send_header(name, value)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+    def answer(path: str, authorization: str | None) -> tuple[int, dict[str, str], Any]:
+        assert fake is not None
+        return fake.answer(path, authorization)
 
-        def log_message(self, *_: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    fake = FakeClerk(url=f"http://127.0.0.1:{server.server_address[1]}/v1")
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True)
-    thread.start()
-    try:
+    with json_server(answer) as url:
+        fake = FakeClerk(url=f"{url}/v1")
         yield fake
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 @pytest.fixture
