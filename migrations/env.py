@@ -44,7 +44,7 @@ if context.is_offline_mode():
 elif (connection := config.attributes.get("connection")) is not None:
     run_migrations(connection)
 else:
-    engine = build_engine(get_settings())
+    engine = build_engine(get_settings(), statement_timeout=None)  # a migration may take its time
     try:
         with engine.connect() as connection:
             run_migrations(connection)

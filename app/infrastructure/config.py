@@ -34,7 +34,11 @@ class Settings(BaseSettings):
     # sized to the threads and never overflows (see docs/architecture.md).
     worker_threads: int = Field(default=16, ge=1, le=256)
     database_pool_size: int | None = Field(default=None, ge=1, le=256)  # default: worker_threads
-    database_pool_timeout: float = Field(default=30.0, gt=0)
+    # Bounds on every database call, so an unreachable or frozen database costs a request seconds
+    # (then a 503), never a worker thread for good. The pool timeout is the wait for a free connection.
+    database_pool_timeout: float = Field(default=5.0, gt=0)
+    database_statement_timeout_seconds: float = Field(default=5.0, gt=0, le=3600)
+    database_connect_timeout_seconds: float = Field(default=5.0, gt=0, le=600)
     # Connections older than this are replaced at checkout (instead of a pre-ping per checkout).
     database_pool_recycle_seconds: int = Field(default=1800, ge=1)
 
