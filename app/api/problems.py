@@ -1,6 +1,10 @@
 """Every error leaves as RFC 9457 problem details. Domain errors are mapped to HTTP here, once."""
 
 import logging
+import re
+import threading
+import time
+import uuid
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
@@ -23,12 +27,17 @@ from app.domains.base.exceptions import (
     PermissionDeniedError,
     TooManyAttemptsError,
 )
+from app.infrastructure.database_errors import describe, involves_database, is_outage, redacted_traceback
 from app.infrastructure.svix import WebhookRejected
 
 logger = logging.getLogger(__name__)
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 DATABASE_RETRY_AFTER_SECONDS = 5
+REQUEST_ID_HEADER = "X-Request-ID"
+_SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:/+=-]{1,128}")
+# Database failures further apart than this belong to different outages (each logs its traceback).
+OUTAGE_GAP_SECONDS = 60.0
 
 
 @dataclass
@@ -102,17 +111,50 @@ def _repository_not_found(_: Request, exc: RepositoryNotFoundError) -> Response[
     return problem(404, "not found")
 
 
+def request_id(request: Request) -> str:
+    """The client's (or proxy's) X-Request-ID when it is a plain token, else a new one."""
+    given = request.headers.get(REQUEST_ID_HEADER, "")
+    return given if _SANE_REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+
+
+class OutageLog:
+    """Tells the first failure of an outage (logged with its traceback) from the ones that follow:
+    a failure starts a new outage when the previous one is more than OUTAGE_GAP_SECONDS old."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._last_failure: float | None = None
+
+    def starts_outage(self) -> bool:
+        now = time.monotonic()
+        with self._lock:
+            last, self._last_failure = self._last_failure, now
+        return last is None or now - last > OUTAGE_GAP_SECONDS
+
+
+outages = OutageLog()
+
+
 def _database_unavailable(request: Request, exc: Exception) -> Response[dict[str, Any]]:
-    """An unreachable database, a pool with no free connection: retry later, not a 500."""
-    logger.warning("database unavailable on %s %s: %s", request.method, request.url.path, type(exc).__name__)
-    headers = {"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)}
+    """An unreachable, frozen or failing database, a pool with no free connection: retry later.
+
+    One line per failure (with the request id); the traceback once per outage, not per request.
+    Neither names the statement's parameters (see `describe`).
+    """
+    rid = request_id(request)
+    trace = f"\n{redacted_traceback(exc)}" if outages.starts_outage() else ""
+    logger.warning(
+        "database unavailable: request_id=%s %s %s: %s%s", rid, request.method, request.url.path, describe(exc), trace
+    )
+    headers = {"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS), REQUEST_ID_HEADER: rid}
     return problem(503, "the database is unavailable, retry later", headers=headers)
 
 
-def _repository_error(request: Request, exc: RepositoryError) -> Response[dict[str, Any]]:
-    """advanced-alchemy wraps every statement error; unwrap what is an outage."""
-    if isinstance(exc.__cause__, sa_exc.OperationalError | sa_exc.TimeoutError):
-        return _database_unavailable(request, exc.__cause__)
+def _database_error(request: Request, exc: Exception) -> Response[dict[str, Any]]:
+    """A statement error: an outage is a 503; anything else (advanced-alchemy wraps every
+    statement error, an outage included) is a bug."""
+    if is_outage(exc):
+        return _database_unavailable(request, exc)
     return _unexpected_error(request, exc)
 
 
@@ -122,7 +164,13 @@ def _too_deep(_: Request, exc: RecursionError) -> Response[dict[str, Any]]:
 
 
 def _unexpected_error(request: Request, exc: Exception) -> Response[dict[str, Any]]:
-    logger.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    if is_outage(exc):  # a driver error that escaped SQLAlchemy, a wrapped one: still an outage
+        return _database_unavailable(request, exc)
+    if involves_database(exc):  # the driver's messages quote the statement's values: redacted
+        trace = redacted_traceback(exc)
+        logger.error("unhandled error on %s %s: %s\n%s", request.method, request.url.path, describe(exc), trace)
+    else:
+        logger.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return problem(500, "internal server error")
 
 
@@ -133,9 +181,10 @@ exception_handlers: ExceptionHandlersMap = {
     pydantic.ValidationError: _pydantic_validation_error,
     HTTPException: _http_error,
     RepositoryNotFoundError: _repository_not_found,
-    RepositoryError: _repository_error,
-    sa_exc.OperationalError: _database_unavailable,
+    RepositoryError: _database_error,
+    sa_exc.DBAPIError: _database_error,
     sa_exc.TimeoutError: _database_unavailable,
+    sa_exc.DisconnectionError: _database_unavailable,
     RecursionError: _too_deep,
     Exception: _unexpected_error,
 }
