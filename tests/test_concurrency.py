@@ -12,6 +12,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import httpx
 import pytest
@@ -20,7 +21,7 @@ from sqlalchemy import text
 from app.domains.users.models import User
 from app.infrastructure.config import Settings
 from app.infrastructure.database import Database
-from tests.clerk_helpers import ALLOWED_ORIGIN, ISSUER, SigningKey
+from tests.clerk_helpers import ALLOWED_ORIGIN, ISSUER, WEBHOOK_SECRET, SigningKey
 from tests.helpers import CHEAP_ARGON2, backend_name
 
 THREADS = 4  # a small pool makes starvation easy to hit
@@ -36,6 +37,13 @@ def _free_port() -> int:
 
 @pytest.fixture
 def live_server(settings: Settings, tmp_path) -> Iterator[str]:
+    with serving(settings, tmp_path) as base_url:
+        yield base_url
+
+
+@contextmanager
+def serving(settings: Settings, cwd: object) -> Iterator[str]:
+    """The app under a real uvicorn on a free port (4 threads), on the settings' database."""
     port = _free_port()
     env = {
         **os.environ,
@@ -47,10 +55,11 @@ def live_server(settings: Settings, tmp_path) -> Iterator[str]:
         "CLERK_ISSUER": ISSUER,
         "CLERK_JWT_KEY": CLERK_KEY.public_pem,
         "CLERK_AUTHORIZED_PARTIES": ALLOWED_ORIGIN,
+        "CLERK_WEBHOOK_SIGNING_SECRET": WEBHOOK_SECRET,
         **{name.upper(): str(value) for name, value in CHEAP_ARGON2.items()},
     }
     command = [sys.executable, "-m", "uvicorn", "--factory", "app.api.main:create_app", "--port", str(port)]
-    server = subprocess.Popen([*command, "--no-access-log"], env=env, cwd=tmp_path)
+    server = subprocess.Popen([*command, "--no-access-log"], env=env, cwd=cwd)
     base_url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30

@@ -5,6 +5,7 @@ thread), and an async provider runs inline on the event loop instead of costing 
 """
 
 import inspect
+from datetime import datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
@@ -73,7 +74,10 @@ def provide_list_params(service_type: type[Service[Any]]) -> Provide:
             if isinstance(item, kind)
         }
         annotation = sortable if name == "order_by" else field.annotation
-        query = QueryParameter(description=field.description, **constraints)
+        extra = {}
+        if annotation == datetime | None:  # passed on as text: ListParams parses it, strictly
+            annotation, extra = str | None, {"format": "date-time"}
+        query = QueryParameter(description=field.description, **constraints, **extra)
         parameters.append(
             inspect.Parameter(
                 name, inspect.Parameter.KEYWORD_ONLY, default=field.default, annotation=Annotated[annotation, query]

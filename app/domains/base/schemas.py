@@ -3,7 +3,7 @@
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, field_validator
+from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, field_validator
 from sqlmodel import SQLModel
 
 
@@ -41,7 +41,18 @@ def _as_utc(value: datetime | None) -> datetime | None:
         raise ValueError("out of range once converted to UTC") from error
 
 
-UTCDatetime = Annotated[datetime | None, AfterValidator(_as_utc)]  # naive read as UTC (query strings)
+def _iso_8601(value: Any) -> Any:
+    """A string must be an ISO 8601 instant (pydantic alone would also read "0.5" as Unix time)."""
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value)
+        except ValueError as error:
+            raise ValueError("must be an ISO 8601 date-time") from error
+    return value
+
+
+# Naive read as UTC (query strings); a string must be ISO 8601.
+UTCDatetime = Annotated[datetime | None, BeforeValidator(_iso_8601), AfterValidator(_as_utc)]
 AwareUTCDatetime = Annotated[AwareDatetime | None, AfterValidator(_as_utc)]  # an offset is required
 
 

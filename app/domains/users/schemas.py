@@ -21,6 +21,8 @@ def _registered_permissions(names: list[str] | None) -> list[str] | None:
 
 
 class UserInput(UserBase, InputSchema):
+    image_url: str | None = Field(default=None, max_length=2048, schema_extra={"pattern": r"^https?://[^/\s]+"})
+
     @field_validator("image_url")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
