@@ -157,23 +157,20 @@ class Service(SQLAlchemySyncRepositoryService[ModelT, Repository[ModelT]], Gener
         if item_id is not None:
             existing = self.get_one_or_none(self.model_type.id == item_id)
         elif match_fields is not None:
-            names = [match_fields] if isinstance(match_fields, str) else list(match_fields)
-            existing = self.get_one_or_none(**{name: values[name] for name in names})
+            existing = self._matching(match_fields, values)
         return self.apply_changes(existing, values) if existing is not None else self.create(values)
 
     def upsert_many(self, data: Iterable[Any], **kwargs: Any) -> list[ModelT]:  # type: ignore[override]
         return [self.upsert(item, **kwargs) for item in data]
 
     def get_or_upsert(self, match_fields: Any = None, upsert: bool = True, **values: Any) -> tuple[ModelT, bool]:  # type: ignore[override]
-        names = [match_fields] if isinstance(match_fields, str) else list(match_fields or values)
-        existing = self.get_one_or_none(**{name: values[name] for name in names})
+        existing = self._matching(match_fields or values, values)
         if existing is None:
             return self.create(values), True
         return (self.apply_changes(existing, values) if upsert else existing), False
 
     def get_and_update(self, match_fields: Any = None, **values: Any) -> tuple[ModelT, bool]:  # type: ignore[override]
-        names = [match_fields] if isinstance(match_fields, str) else list(match_fields or values)
-        existing = self.get_one_or_none(**{name: values[name] for name in names})
+        existing = self._matching(match_fields or values, values)
         if existing is None:
             raise NotFoundError(f"{self.model_type.__name__} not found")
         return self.apply_changes(existing, values), True
@@ -192,6 +189,11 @@ class Service(SQLAlchemySyncRepositoryService[ModelT, Repository[ModelT]], Gener
         with self._conflicts_as_domain_errors():
             self.session.flush()
         return row
+
+    def _matching(self, match_fields: str | Iterable[str], values: Mapping[str, Any]) -> ModelT | None:
+        """The visible row whose `match_fields` equal those of `values` (advanced-alchemy's forms)."""
+        names = [match_fields] if isinstance(match_fields, str) else list(match_fields)
+        return self.get_one_or_none(**{name: values[name] for name in names})
 
     @staticmethod
     def _as_dict(data: Any) -> dict[str, Any]:

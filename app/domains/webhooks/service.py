@@ -17,6 +17,10 @@ REDACTED = {"redacted": True}
 MAX_SVIX_ID_LENGTH = 255  # the column's
 
 
+def _finished(outcome: Outcome, detail: str | None) -> dict[str, Any]:
+    return {"outcome": outcome, "detail": detail[:1000] if detail else None, "processed_at": utcnow()}
+
+
 def stored_id(svix_id: str) -> str:
     """The id as stored: one longer than the column is kept as its digest (redeliveries, which
     carry the same id, still match)."""
@@ -49,13 +53,11 @@ class WebhookEventService(Service[WebhookEvent]):
         """
         values = {"source": source, "svix_id": stored_id(svix_id), "type": event_type, "subject_id": subject_id}
         if outcome is not None:
-            values |= {"outcome": outcome, "detail": detail[:1000] if detail else None, "processed_at": utcnow()}
+            values |= _finished(outcome, detail)
         return self.repository.insert_if_absent({**values, "payload": payload}, unique_column="svix_id")
 
     def finish(self, event: WebhookEvent, outcome: Outcome, detail: str | None = None) -> WebhookEvent:
-        return self.apply_changes(
-            event, {"outcome": outcome, "detail": detail[:1000] if detail else None, "processed_at": utcnow()}
-        )
+        return self.apply_changes(event, _finished(outcome, detail))
 
     def delete_received_before(self, cutoff: datetime, limit: int) -> int:
         """Delete up to `limit` deliveries received before `cutoff` (admins and the system)."""
