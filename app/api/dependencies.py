@@ -23,7 +23,7 @@ UnitOfWorkDep = NamedDependency[RequestUnitOfWork]
 """`uow: UnitOfWorkDep` in a handler: the request's unit of work (`uow.actor`, `uow.service(...)`)."""
 
 
-async def provide_unit_of_work(request: Request) -> RequestUnitOfWork:
+async def provide_unit_of_work(request: Request[Any, Any, Any]) -> RequestUnitOfWork:
     _require_canonical_uuids(request)
     credential = request.scope.get("auth")  # absent on public routes
     credential = credential if isinstance(credential, Credential) else None
@@ -32,7 +32,7 @@ async def provide_unit_of_work(request: Request) -> RequestUnitOfWork:
     return RequestUnitOfWork(request.app.state.container, credential, read_only=read_only, client=client)
 
 
-def _require_canonical_uuids(request: Request) -> None:
+def _require_canonical_uuids(request: Request[Any, Any, Any]) -> None:
     """An id in the path is only its canonical hyphenated form: Litestar's `uuid` type also takes
     `{...}`, `urn:uuid:` and unhyphenated spellings, which would make one row reachable at several
     URLs (and confuse caches and logs). Any other spelling is a 404."""
@@ -74,7 +74,7 @@ def provide_list_params(service_type: type[Service[Any]]) -> Provide:
             if isinstance(item, kind)
         }
         annotation = sortable if name == "order_by" else field.annotation
-        extra = {}
+        extra: dict[str, Any] = {}
         if annotation == datetime | None:  # passed on as text: ListParams parses it, strictly
             annotation, extra = str | None, {"format": "date-time"}
         query = QueryParameter(description=field.description, **constraints, **extra)
