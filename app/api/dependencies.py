@@ -64,7 +64,7 @@ _CONSTRAINTS = {
 def provide_list_params(service_type: type[Service[Any]]) -> Provide:
     """`ListParams` read from the query string. Names, defaults, bounds and descriptions come from
     `ListParams` itself; `order_by` is the enum of the service's `sortable_fields`."""
-    sortable = Literal[tuple(sorted(service_type.sortable_fields))]  # type: ignore[valid-type]
+    sortable = Literal[tuple(sorted(service_type.sortable_fields))]  # type: ignore[valid-type]  # built at runtime
     parameters = []
     for name, field in ListParams.model_fields.items():
         constraints = {
@@ -87,6 +87,7 @@ def provide_list_params(service_type: type[Service[Any]]) -> Provide:
     async def provider(**values: Any) -> ListParams:
         return ListParams.model_validate(values)
 
+    # `__signature__` is what inspect (and so Litestar) reads; mypy does not know functions carry it.
     provider.__signature__ = inspect.Signature(parameters, return_annotation=ListParams)  # type: ignore[attr-defined]
     provider.__annotations__ = {parameter.name: parameter.annotation for parameter in parameters} | {
         "return": ListParams

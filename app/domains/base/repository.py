@@ -27,6 +27,7 @@ class Repository(SQLAlchemySyncRepository[ModelT]):
         super().__init__(**kwargs)
         self.row_filters = row_filters
 
+    # advanced-alchemy's is a staticmethod; this one needs the instance's row filters.
     def _get_base_stmt(self, *, statement: Any, loader_options: Any, execution_options: Any) -> Any:  # type: ignore[override]
         statement = super()._get_base_stmt(
             statement=statement, loader_options=loader_options, execution_options=execution_options
