@@ -12,6 +12,7 @@ no connection is ever held across a hop between the event loop and the pool.
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 from litestar.connection import ASGIConnection
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
@@ -44,7 +45,7 @@ class Credential:
     from_cookie: bool = False
 
 
-def read_credential(connection: ASGIConnection) -> Credential:
+def read_credential(connection: ASGIConnection[Any, Any, Any, Any]) -> Credential:
     if key := connection.headers.get(API_KEY_HEADER):
         if api_key_prefix(key) is None:
             raise InvalidAPIKeyError("malformed API key")
@@ -67,7 +68,7 @@ def read_credential(connection: ASGIConnection) -> Credential:
 class CredentialMiddleware(AbstractAuthenticationMiddleware):
     """Puts the request's `Credential` in `request.auth`; the actor is found in the handler's thread."""
 
-    async def authenticate_request(self, connection: ASGIConnection) -> AuthenticationResult:
+    async def authenticate_request(self, connection: ASGIConnection[Any, Any, Any, Any]) -> AuthenticationResult:
         credential = read_credential(connection)
         verifier = connection.app.state.container.clerk_verifier
         if credential.kind is CredentialKind.SESSION_TOKEN and verifier is None:
@@ -77,7 +78,7 @@ class CredentialMiddleware(AbstractAuthenticationMiddleware):
         return AuthenticationResult(user=None, auth=credential)
 
 
-def refuse_cross_site(connection: ASGIConnection, authorized_parties: frozenset[str]) -> None:
+def refuse_cross_site(connection: ASGIConnection[Any, Any, Any, Any], authorized_parties: frozenset[str]) -> None:
     """CSRF: the browser attaches the session cookie to any site's request, so an unsafe request
     authenticated by it must come from an authorized origin, with a JSON body (a cross-site form
     can send neither an Origin we allow nor `application/json`). Header credentials are unchanged:

@@ -23,7 +23,7 @@ UnitOfWorkDep = NamedDependency[RequestUnitOfWork]
 """`uow: UnitOfWorkDep` in a handler: the request's unit of work (`uow.actor`, `uow.service(...)`)."""
 
 
-async def provide_unit_of_work(request: Request) -> RequestUnitOfWork:
+async def provide_unit_of_work(request: Request[Any, Any, Any]) -> RequestUnitOfWork:
     _require_canonical_uuids(request)
     credential = request.scope.get("auth")  # absent on public routes
     credential = credential if isinstance(credential, Credential) else None
@@ -32,7 +32,7 @@ async def provide_unit_of_work(request: Request) -> RequestUnitOfWork:
     return RequestUnitOfWork(request.app.state.container, credential, read_only=read_only, client=client)
 
 
-def _require_canonical_uuids(request: Request) -> None:
+def _require_canonical_uuids(request: Request[Any, Any, Any]) -> None:
     """An id in the path is only its canonical hyphenated form: Litestar's `uuid` type also takes
     `{...}`, `urn:uuid:` and unhyphenated spellings, which would make one row reachable at several
     URLs (and confuse caches and logs). Any other spelling is a 404."""
@@ -64,7 +64,7 @@ _CONSTRAINTS = {
 def provide_list_params(service_type: type[Service[Any]]) -> Provide:
     """`ListParams` read from the query string. Names, defaults, bounds and descriptions come from
     `ListParams` itself; `order_by` is the enum of the service's `sortable_fields`."""
-    sortable = Literal[tuple(sorted(service_type.sortable_fields))]  # type: ignore[valid-type]
+    sortable = Literal[tuple(sorted(service_type.sortable_fields))]  # type: ignore[valid-type]  # built at runtime
     parameters = []
     for name, field in ListParams.model_fields.items():
         constraints = {
@@ -74,7 +74,7 @@ def provide_list_params(service_type: type[Service[Any]]) -> Provide:
             if isinstance(item, kind)
         }
         annotation = sortable if name == "order_by" else field.annotation
-        extra = {}
+        extra: dict[str, Any] = {}
         if annotation == datetime | None:  # passed on as text: ListParams parses it, strictly
             annotation, extra = str | None, {"format": "date-time"}
         query = QueryParameter(description=field.description, **constraints, **extra)
@@ -87,6 +87,7 @@ def provide_list_params(service_type: type[Service[Any]]) -> Provide:
     async def provider(**values: Any) -> ListParams:
         return ListParams.model_validate(values)
 
+    # `__signature__` is what inspect (and so Litestar) reads; mypy does not know functions carry it.
     provider.__signature__ = inspect.Signature(parameters, return_annotation=ListParams)  # type: ignore[attr-defined]
     provider.__annotations__ = {parameter.name: parameter.annotation for parameter in parameters} | {
         "return": ListParams

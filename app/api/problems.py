@@ -68,7 +68,7 @@ def problem(status: int, detail: str, headers: dict[str, str] | None = None, **e
     return Response(body, status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers)
 
 
-def _domain_error(request: Request, exc: DomainError) -> Response[dict[str, Any]]:
+def _domain_error(request: Request[Any, Any, Any], exc: DomainError) -> Response[dict[str, Any]]:
     status = next(code for kind, code in DOMAIN_ERROR_STATUS.items() if isinstance(exc, kind))
     headers = None
     if status == 401:
@@ -88,30 +88,30 @@ def _domain_error(request: Request, exc: DomainError) -> Response[dict[str, Any]
     return problem(status, exc.detail, headers=headers, **exc.extra)
 
 
-def _webhook_rejected(_: Request, exc: WebhookRejected) -> Response[dict[str, Any]]:
+def _webhook_rejected(_: Request[Any, Any, Any], exc: WebhookRejected) -> Response[dict[str, Any]]:
     status = 503 if exc.reason == "disabled" else 400 if exc.malformed else 401
     return problem(status, exc.detail, reason=exc.reason)
 
 
-def _request_validation_error(_: Request, exc: ValidationException) -> Response[dict[str, Any]]:
+def _request_validation_error(_: Request[Any, Any, Any], exc: ValidationException) -> Response[dict[str, Any]]:
     return problem(400, exc.detail, errors=exc.extra or [])
 
 
-def _pydantic_validation_error(_: Request, exc: pydantic.ValidationError) -> Response[dict[str, Any]]:
+def _pydantic_validation_error(_: Request[Any, Any, Any], exc: pydantic.ValidationError) -> Response[dict[str, Any]]:
     errors = [{"key": ".".join(map(str, e["loc"])), "message": e["msg"]} for e in exc.errors()]
     return problem(400, "invalid parameters", errors=errors)
 
 
-def _http_error(_: Request, exc: HTTPException) -> Response[dict[str, Any]]:
+def _http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, Any]]:
     extra = exc.extra if isinstance(exc.extra, dict) else {}
     return problem(exc.status_code, exc.detail, headers=exc.headers, **extra)
 
 
-def _repository_not_found(_: Request, exc: RepositoryNotFoundError) -> Response[dict[str, Any]]:
+def _repository_not_found(_: Request[Any, Any, Any], exc: RepositoryNotFoundError) -> Response[dict[str, Any]]:
     return problem(404, "not found")
 
 
-def request_id(request: Request) -> str:
+def request_id(request: Request[Any, Any, Any]) -> str:
     """The client's (or proxy's) X-Request-ID when it is a plain token, else a new one."""
     given = request.headers.get(REQUEST_ID_HEADER, "")
     return given if _SANE_REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
@@ -135,7 +135,7 @@ class OutageLog:
 outages = OutageLog()
 
 
-def _database_unavailable(request: Request, exc: Exception) -> Response[dict[str, Any]]:
+def _database_unavailable(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
     """An unreachable, frozen or failing database, a pool with no free connection: retry later.
 
     One line per failure (with the request id); the traceback once per outage, not per request.
@@ -150,7 +150,7 @@ def _database_unavailable(request: Request, exc: Exception) -> Response[dict[str
     return problem(503, "the database is unavailable, retry later", headers=headers)
 
 
-def _database_error(request: Request, exc: Exception) -> Response[dict[str, Any]]:
+def _database_error(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
     """A statement error: an outage is a 503; anything else (advanced-alchemy wraps every
     statement error, an outage included) is a bug."""
     if is_outage(exc):
@@ -158,12 +158,12 @@ def _database_error(request: Request, exc: Exception) -> Response[dict[str, Any]
     return _unexpected_error(request, exc)
 
 
-def _too_deep(_: Request, exc: RecursionError) -> Response[dict[str, Any]]:
+def _too_deep(_: Request[Any, Any, Any], exc: RecursionError) -> Response[dict[str, Any]]:
     """msgspec raises RecursionError on JSON nested deeper than it decodes (10 000 `[`, say)."""
     return problem(400, "the request body is nested too deeply")
 
 
-def _unexpected_error(request: Request, exc: Exception) -> Response[dict[str, Any]]:
+def _unexpected_error(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
     if is_outage(exc):  # a driver error that escaped SQLAlchemy, a wrapped one: still an outage
         return _database_unavailable(request, exc)
     if involves_database(exc):  # the driver's messages quote the statement's values: redacted

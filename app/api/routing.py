@@ -68,6 +68,7 @@ def _in_unit_of_work(fn: Handler, requires: str | None, admin: bool, public: boo
 
     if not wants_uow:  # Litestar injects the unit of work into the wrapper all the same
         uow_parameter = inspect.Parameter("uow", inspect.Parameter.KEYWORD_ONLY, annotation=UnitOfWorkDep)
+        # `__signature__` is what inspect (and so Litestar) reads; mypy does not know functions carry it.
         handler.__signature__ = signature.replace(parameters=[*signature.parameters.values(), uow_parameter])  # type: ignore[attr-defined]
         handler.__annotations__ = {**fn.__annotations__, "uow": UnitOfWorkDep}
     return handler

@@ -72,7 +72,7 @@ class ClerkAPI:
         *,
         timeout: float = 10.0,
         backoff: Backoff | None = None,
-        log: logging.Logger | logging.LoggerAdapter | None = None,
+        log: logging.Logger | logging.LoggerAdapter[logging.Logger] | None = None,
     ) -> None:
         self.backoff = backoff or Backoff()
         self.log = log or logger

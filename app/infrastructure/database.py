@@ -76,7 +76,9 @@ def build_engine(
 
 
 def _autocommit_on(_session: Session, _transaction: Any, connection: Connection) -> None:
-    connection.connection.dbapi_connection.autocommit = True  # before its first statement
+    dbapi_connection = connection.connection.dbapi_connection
+    if dbapi_connection is not None:  # None only once invalidated: its next statement fails anyway
+        dbapi_connection.autocommit = True  # before its first statement
 
 
 def _autocommit_off(dbapi_connection: Any, _record: Any, _reset_state: Any) -> None:

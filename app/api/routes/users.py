@@ -35,7 +35,7 @@ class UserController(Controller):
 
     @patch("/me", operation_id="updateCurrentUser", requires=WRITE, errors=(409,))
     def update_me(self, users: Users, data: JSONBody[UserUpdate]) -> UserPublic:
-        return public(users.change(users.actor.user_id, data))
+        return public(users.change(users.current().id, data))
 
     @get("/", operation_id="listUsers", requires=READ)
     def list_users(self, users: Users, list_params: Params) -> Page[UserPublic]:

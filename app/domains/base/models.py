@@ -1,8 +1,11 @@
 """The base every table inherits: a time-ordered UUID key and UTC timestamps."""
 
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, ClassVar
 from uuid import UUID
 
+from sqlalchemy import FromClause
+from sqlalchemy.orm import Mapper
 from sqlmodel import Field, SQLModel
 from uuid_utils.compat import uuid7
 
@@ -25,6 +28,10 @@ class TableBase(SQLModel):
 
     Every sortable field has an index, so a page is read from the index rather than a sort.
     """
+
+    if TYPE_CHECKING:  # what SQLAlchemy sets on each table subclass (advanced-alchemy's ModelProtocol)
+        __table__: ClassVar[FromClause]
+        __mapper__: ClassVar[Mapper[Any]]
 
     id: UUID = Field(default_factory=uuid7, primary_key=True)
     created_at: datetime = Field(default_factory=utcnow, index=True)

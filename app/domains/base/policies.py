@@ -33,7 +33,8 @@ class OwnedBy:
             return None
         if actor.user_id is None:
             return false()
-        return getattr(model, self.owner_field) == actor.user_id
+        owner: ColumnElement[Any] = getattr(model, self.owner_field)
+        return owner == actor.user_id
 
     def allows(self, actor: Actor, row: Any) -> bool:
         return actor.is_admin or (actor.user_id is not None and getattr(row, self.owner_field) == actor.user_id)

@@ -4,14 +4,12 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from advanced_alchemy.repository import SQLAlchemySyncRepository
-from sqlalchemy import ColumnElement
+from sqlalchemy import ColumnElement, Insert
 from sqlalchemy.dialects import postgresql, sqlite
 
 from app.domains.base.models import TableBase
 
 ModelT = TypeVar("ModelT", bound=TableBase)
-
-_INSERT_BY_DIALECT = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
 
 
 def _no_filters() -> list[ColumnElement[bool]]:
@@ -29,6 +27,7 @@ class Repository(SQLAlchemySyncRepository[ModelT]):
         super().__init__(**kwargs)
         self.row_filters = row_filters
 
+    # advanced-alchemy's is a staticmethod; this one needs the instance's row filters.
     def _get_base_stmt(self, *, statement: Any, loader_options: Any, execution_options: Any) -> Any:  # type: ignore[override]
         statement = super()._get_base_stmt(
             statement=statement, loader_options=loader_options, execution_options=execution_options
@@ -43,11 +42,15 @@ class Repository(SQLAlchemySyncRepository[ModelT]):
         this one wait for it, then do nothing. Not filtered by the row policy: callers are internal.
         """
         row = self.model_type(**values)  # fills the Python-side defaults (id, timestamps)
-        insert = _INSERT_BY_DIALECT[self.session.get_bind().dialect.name]
-        statement = (
-            insert(self.model_type)
-            .values(row.model_dump())
-            .on_conflict_do_nothing(index_elements=[unique_column])
-            .returning(self.model_type)
-        )
-        return self.session.scalars(statement).one_or_none()
+        dialect = self.session.get_bind().dialect.name
+        statement = _insert_or_nothing(self.model_type, row.model_dump(), unique_column, dialect)
+        return self.session.scalars(statement.returning(self.model_type)).one_or_none()
+
+
+def _insert_or_nothing(model: type[Any], values: dict[str, Any], unique_column: str, dialect: str) -> Insert:
+    """INSERT ... ON CONFLICT (unique_column) DO NOTHING, in the dialect's own construct."""
+    if dialect == "postgresql":
+        return postgresql.insert(model).values(values).on_conflict_do_nothing(index_elements=[unique_column])
+    if dialect == "sqlite":
+        return sqlite.insert(model).values(values).on_conflict_do_nothing(index_elements=[unique_column])
+    raise NotImplementedError(f"no INSERT ... ON CONFLICT DO NOTHING for {dialect}")

@@ -1,7 +1,7 @@
 """What crosses the boundary: the base of input schemas, shared field types, and row -> schema."""
 
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, field_validator
 from sqlmodel import SQLModel
@@ -20,7 +20,7 @@ def reject_nul(value: Any) -> Any:
 class InputSchema(SQLModel):
     """Base of every Create/Update schema: unknown fields refused, NUL refused in every string."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid")  # type: ignore[assignment]  # SQLModel's config type extends it, privately
 
     @field_validator("*", mode="before")
     @classmethod
@@ -62,4 +62,4 @@ def to_public[S: BaseModel](schema: type[S], row: object) -> S:
     Calls pydantic's validator directly: SQLModel's `model_validate` wrapper doubles the cost, which
     a page of 50 rows feels.
     """
-    return schema.__pydantic_validator__.validate_python(row, from_attributes=True)
+    return cast(S, schema.__pydantic_validator__.validate_python(row, from_attributes=True))

@@ -16,9 +16,10 @@ from advanced_alchemy.exceptions import IntegrityError
 from advanced_alchemy.exceptions import NotFoundError as RepositoryNotFoundError
 from advanced_alchemy.service import SQLAlchemySyncRepositoryService
 from pydantic import BaseModel
-from sqlalchemy import ColumnElement, asc, desc, func, literal, select
+from sqlalchemy import ColumnElement, CursorResult, Executable, asc, desc, func, literal, select
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session
+from sqlmodel import col
 
 from app.domains.base.actors import Actor
 from app.domains.base.exceptions import ConflictError, DomainValidationError, NotFoundError, PermissionDeniedError
@@ -44,7 +45,7 @@ class Service(SQLAlchemySyncRepositoryService[ModelT, Repository[ModelT]], Gener
         self._actor = actor
 
     @cached_property
-    def _repository_instance(self) -> Repository[ModelT]:  # type: ignore[override]
+    def _repository_instance(self) -> Repository[ModelT]:  # type: ignore[override]  # a lazy attribute
         return self.repository_type(
             session=self.uow.session,
             auto_refresh=False,  # every default is set in Python: no reload needed
@@ -57,7 +58,7 @@ class Service(SQLAlchemySyncRepositoryService[ModelT, Repository[ModelT]], Gener
         )
 
     @property
-    def model_type(self) -> type[ModelT]:  # type: ignore[override]
+    def model_type(self) -> type[ModelT]:
         return self.repository_type.model_type
 
     @property
@@ -67,6 +68,13 @@ class Service(SQLAlchemySyncRepositoryService[ModelT, Repository[ModelT]], Gener
     @property
     def session(self) -> Session:
         return self.uow.session
+
+    def affected_rows(self, statement: Executable) -> int:
+        """Run a bulk UPDATE or DELETE: the number of rows it matched."""
+        result = self.session.execute(statement)
+        if not isinstance(result, CursorResult):  # typed as a Result; an UPDATE's or DELETE's is this one
+            raise TypeError(f"{type(result).__name__} reports no row count: pass an UPDATE or a DELETE")
+        return result.rowcount
 
     def as_system(self) -> Self:
         """The same service on the same unit of work, past the row policy (internal lookups)."""
@@ -112,7 +120,7 @@ class Service(SQLAlchemySyncRepositoryService[ModelT, Repository[ModelT]], Gener
         statement = (
             select(model)
             .where(*conditions)
-            .order_by(direction(getattr(model, params.order_by)), direction(model.id))
+            .order_by(direction(getattr(model, params.order_by)), direction(col(model.id)))
             .limit(params.limit)
             .offset(params.offset)
         )
@@ -125,6 +133,7 @@ class Service(SQLAlchemySyncRepositoryService[ModelT, Repository[ModelT]], Gener
         return Page(items, params.limit, params.offset, min(total, COUNT_CAP), total_is_exact=total <= COUNT_CAP)
 
     # -- writes: each checks the row against the policy ------------------------------------------
+    # (`type: ignore[override]`: these take fewer options than advanced-alchemy's, on purpose)
 
     def create(self, data: Any, **kwargs: Any) -> ModelT:
         """`to_model_on_create` receives a dict (a schema is dumped first, unset fields left out)."""
@@ -148,7 +157,7 @@ class Service(SQLAlchemySyncRepositoryService[ModelT, Repository[ModelT]], Gener
     def update_many(self, data: Iterable[Any], **_: Any) -> list[ModelT]:  # type: ignore[override]
         return [self.update(item) for item in data]
 
-    def upsert(self, data: Any, item_id: Any = None, *, match_fields: Any = None, **_: Any) -> ModelT:  # type: ignore[override]
+    def upsert(self, data: Any, item_id: Any = None, *, match_fields: Any = None, **_: Any) -> ModelT:
         """Update the visible row matching `item_id` or `match_fields`, else create one."""
         values = self._as_dict(data)
         if item_id is None and match_fields is None:
@@ -181,9 +190,12 @@ class Service(SQLAlchemySyncRepositoryService[ModelT, Repository[ModelT]], Gener
         advanced-alchemy's stock update builds a SQLModel row from the data first, which fills in
         every default (a new id, created_at...) and copies them onto the stored row.
         """
-        changes = self._as_dict(data)
-        changes.pop("id", None)
-        for name, value in self.to_model_on_update(changes).items():
+        supplied = self._as_dict(data)
+        supplied.pop("id", None)
+        changes = self.to_model_on_update(supplied)
+        if not isinstance(changes, Mapping):
+            raise TypeError(f"{type(self).__name__}.to_model_on_update must return the changes as a mapping")
+        for name, value in changes.items():
             setattr(row, name, value)
         self._ensure_allowed(row)
         with self._conflicts_as_domain_errors():

@@ -16,7 +16,7 @@ that must land together belongs in a transactional unit.
 
 from collections.abc import Callable, Mapping
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, cast
 
 from sqlalchemy.orm import Session
 
@@ -33,7 +33,7 @@ class UnitOfWork:
         self._session_factory = session_factory
         self._session: Session | None = None
         self._actor = actor
-        self._services: dict[type, Any] = {}
+        self._services: dict[Callable[[UnitOfWork], Any], Any] = {}
         self._resources = resources or {}
 
     @property
@@ -57,14 +57,14 @@ class UnitOfWork:
 
     def resource[R](self, kind: type[R]) -> R:
         """A process-wide dependency (the API-key hasher, say), registered by the bootstrap."""
-        return self._resources[kind]
+        return cast(R, self._resources[kind])  # registered by type: the bootstrap pairs each with its kind
 
     def service[S](self, service_type: Callable[["UnitOfWork"], S]) -> S:
         """The unit's instance of a service, bound to the unit's actor (built on first use)."""
-        service = self._services.get(service_type)  # type: ignore[call-overload]
+        service = self._services.get(service_type)
         if service is None:
-            service = self._services[service_type] = service_type(self)  # type: ignore[index]
-        return service
+            service = self._services[service_type] = service_type(self)
+        return cast(S, service)  # keyed by the callable that built it
 
     def commit(self) -> None:
         if self._session is not None:

@@ -10,11 +10,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from functools import cached_property, partial
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import msgspec
-from sqlalchemy import bindparam, select
+from sqlalchemy import Select, bindparam, select
 from sqlalchemy import exc as sa_exc
+from sqlmodel import col
 
 from app.domains.base.actors import Actor, AuthMethod, Role, require_admin
 from app.domains.base.exceptions import AuthenticationError, DomainError, MalformedInputError
@@ -28,13 +29,15 @@ from app.domains.webhooks.service import WebhookEventService
 SOURCE = "clerk"
 
 # Tombstones included, on purpose. Built once: constructing a statement costs more than running it.
-_USER_BY_CLERK_ID = select(User).where(User.clerk_id == bindparam("clerk_id"))
+_USER_BY_CLERK_ID = select(User).where(col(User.clerk_id) == bindparam("clerk_id"))
 _USER_BY_CLERK_ID_FOR_UPDATE = _USER_BY_CLERK_ID.with_for_update()
-_LIVE_CLERK_IDS = (
-    select(User.clerk_id)
-    .where(User.clerk_id.is_not(None), User.deleted_at.is_(None), User.clerk_id > bindparam("after"))
-    .order_by(User.clerk_id)
-    .limit(bindparam("limit"))
+# The column is `str | None`; this query selects no NULL, so its rows are `str`.
+_LIVE_CLERK_IDS = cast(
+    Select[str],
+    select(col(User.clerk_id))
+    .where(col(User.clerk_id).is_not(None), col(User.deleted_at).is_(None), col(User.clerk_id) > bindparam("after"))
+    .order_by(col(User.clerk_id))
+    .limit(bindparam("limit")),
 )
 
 # Signed by Clerk, and still checked: a value the database would refuse (too long, a NUL, a date

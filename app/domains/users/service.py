@@ -4,8 +4,9 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import bindparam, delete, func, select, update
+from sqlalchemy import ColumnElement, bindparam, delete, func, select, update
 from sqlalchemy.orm import Session
+from sqlmodel import col
 
 from app.domains.base.actors import Actor, AuthMethod, Role, require_admin
 from app.domains.base.exceptions import (
@@ -35,7 +36,11 @@ from app.domains.users.schemas import APIKeyCreate, UserCreate, UserUpdate
 # last_used_at is refreshed at most this often per key, so authentication rarely writes.
 LAST_USED_PRECISION = timedelta(minutes=1)
 # Built once: constructing a statement costs more CPU than running it (~100 µs per request).
-_KEY_WITH_USER = select(APIKey, User).join(User, APIKey.user_id == User.id).where(APIKey.prefix == bindparam("prefix"))
+_KEY_WITH_USER = (
+    select(APIKey, User)
+    .join(User, col(APIKey.user_id) == col(User.id))
+    .where(col(APIKey.prefix) == bindparam("prefix"))
+)
 
 
 def _normalized(data: Any) -> Any:
@@ -65,8 +70,8 @@ class UserService(Service[User]):
         "clerk_id": "a user with this Clerk id already exists",
     }
 
-    def default_filters(self) -> list[Any]:
-        return [User.deleted_at.is_(None)]
+    def default_filters(self) -> list[ColumnElement[bool]]:
+        return [col(User.deleted_at).is_(None)]
 
     def to_model_on_create(self, data: Any) -> Any:
         require_admin(self.actor)  # whatever the path: create_user, create, upsert...
@@ -130,7 +135,9 @@ class UserService(Service[User]):
         """
         if action != "demote" and admin.id == self.actor.user_id:
             raise ConflictError(f"an admin cannot {action} itself")
-        active_admins = select(User.id).where(*self.default_filters(), User.role == Role.ADMIN, User.is_active)
+        active_admins = select(col(User.id)).where(
+            *self.default_filters(), col(User.role) == Role.ADMIN, col(User.is_active)
+        )
         others = [user_id for user_id in self.session.scalars(active_admins.with_for_update()) if user_id != admin.id]
         if admin.is_active and not others:
             raise ConflictError(f"cannot {action} the last active admin")
@@ -138,29 +145,32 @@ class UserService(Service[User]):
     def purge_tombstones(self, deleted_before: datetime, limit: int) -> tuple[int, int]:
         """Delete up to `limit` users tombstoned before then, and their keys: (users, keys)."""
         require_admin(self.actor)
-        batch = list(
-            self.session.scalars(select(User.id).where(User.deleted_at < deleted_before).order_by(User.id).limit(limit))
-        )
+        tombstoned = col(User.deleted_at) < deleted_before
+        batch = list(self.session.scalars(select(col(User.id)).where(tombstoned).order_by(col(User.id)).limit(limit)))
         if not batch:
             return 0, 0
-        keys = self.session.execute(delete(APIKey).where(APIKey.user_id.in_(batch))).rowcount
-        users = self.session.execute(delete(User).where(User.id.in_(batch))).rowcount
+        keys = self.affected_rows(delete(APIKey).where(col(APIKey.user_id).in_(batch)))
+        users = self.affected_rows(delete(User).where(col(User.id).in_(batch)))
         return users, keys
 
     def report(self, since: datetime) -> dict[str, int]:
         """Active users by role, and how many were created since then."""
         by_role = self.session.execute(
-            select(User.role, func.count()).where(*self.row_filters(), User.is_active).group_by(User.role)
+            select(col(User.role), func.count())
+            .where(*self.row_filters(), col(User.is_active))
+            .group_by(col(User.role))
         )
         counts = {f"active_{role}s": count for role, count in by_role}
-        counts["new"] = self.count(User.created_at >= since)
+        counts["new"] = self.count(col(User.created_at) >= since)
         return counts
 
     def tombstone(self, user: User) -> User:
         """Keep the row (and its id) but no personal data, and revoke its keys."""
         now = utcnow()
         self.session.execute(
-            update(APIKey).where(APIKey.user_id == user.id, APIKey.revoked_at.is_(None)).values(revoked_at=now)
+            update(APIKey)
+            .where(col(APIKey.user_id) == user.id, col(APIKey.revoked_at).is_(None))
+            .values(revoked_at=now)
         )
         # What stays is the same whatever happened before: the ids, and the fact of the deletion.
         personal_data = {"email": None, "first_name": None, "last_name": None, "image_url": None}
@@ -176,7 +186,7 @@ class APIKeyService(Service[APIKey]):
 
     def __init__(self, uow: UnitOfWork, actor: Actor | None = None) -> None:
         super().__init__(uow, actor)
-        self.hasher = uow.resource(KeyHasher)  # type: ignore[type-abstract]
+        self.hasher = uow.resource(KeyHasher)  # type: ignore[type-abstract]  # a Protocol as the lookup key
 
     def to_model_on_update(self, data: Any) -> Any:
         ensure_can_change_key(self.actor, data)
@@ -230,11 +240,11 @@ class APIKeyService(Service[APIKey]):
         if key.revoked_at is not None:
             return key
         now = utcnow()
-        line = select(APIKey.id).where(APIKey.parent_id == key.id).cte("descendants", recursive=True)
-        line = line.union_all(select(APIKey.id).where(APIKey.parent_id == line.c.id))
+        line = select(col(APIKey.id)).where(col(APIKey.parent_id) == key.id).cte("descendants", recursive=True)
+        line = line.union_all(select(col(APIKey.id)).where(col(APIKey.parent_id) == line.c.id))
         self.session.execute(
             update(APIKey)
-            .where(APIKey.id.in_(select(line.c.id)), APIKey.revoked_at.is_(None))
+            .where(col(APIKey.id).in_(select(line.c.id)), col(APIKey.revoked_at).is_(None))
             .values(revoked_at=now)
             .execution_options(synchronize_session=False)
         )
@@ -245,13 +255,13 @@ class APIKeyService(Service[APIKey]):
         again until it returns less than `limit`)."""
         require_admin(self.actor)
         expired = (
-            select(APIKey.id)
-            .where(APIKey.revoked_at.is_(None), APIKey.expires_at <= now)
-            .order_by(APIKey.id)
+            select(col(APIKey.id))
+            .where(col(APIKey.revoked_at).is_(None), col(APIKey.expires_at) <= now)
+            .order_by(col(APIKey.id))
             .limit(limit)
         )
-        statement = update(APIKey).where(APIKey.id.in_(expired.scalar_subquery())).values(revoked_at=now)
-        return self.session.execute(statement).rowcount
+        statement = update(APIKey).where(col(APIKey.id).in_(expired.scalar_subquery())).values(revoked_at=now)
+        return self.affected_rows(statement)
 
     def authenticate(self, raw_key: str, client: str | None = None) -> Actor:
         """The actor behind a key: one query (key and user), argon2 only the first time a process
@@ -271,7 +281,7 @@ class APIKeyService(Service[APIKey]):
         if not is_usable(user):
             raise InvalidAPIKeyError("the key's user is inactive")
         if not self.hasher.is_remembered(raw_key, key.key_hash):  # argon2 ahead: it costs ~100 ms
-            attempts = self.uow.resource(FailedAttempts)  # type: ignore[type-abstract]
+            attempts = self.uow.resource(FailedAttempts)  # type: ignore[type-abstract]  # a Protocol as the key
             if (wait := attempts.retry_after(client, prefix)) is not None:
                 raise TooManyAttemptsError(wait)
             if not self.hasher.verify(raw_key, key.key_hash):

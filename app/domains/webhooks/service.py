@@ -5,6 +5,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, select, update
+from sqlmodel import col
 
 from app.domains.base.actors import require_admin
 from app.domains.base.models import utcnow
@@ -62,13 +63,18 @@ class WebhookEventService(Service[WebhookEvent]):
     def delete_received_before(self, cutoff: datetime, limit: int) -> int:
         """Delete up to `limit` deliveries received before `cutoff` (admins and the system)."""
         require_admin(self.actor)
-        old = select(WebhookEvent.id).where(WebhookEvent.received_at < cutoff).order_by(WebhookEvent.id).limit(limit)
-        return self.session.execute(delete(WebhookEvent).where(WebhookEvent.id.in_(old.scalar_subquery()))).rowcount
+        old = (
+            select(col(WebhookEvent.id))
+            .where(col(WebhookEvent.received_at) < cutoff)
+            .order_by(col(WebhookEvent.id))
+            .limit(limit)
+        )
+        return self.affected_rows(delete(WebhookEvent).where(col(WebhookEvent.id).in_(old.scalar_subquery())))
 
     def redact_subject(self, source: str, subject_id: str) -> None:
         """Drop the stored payloads about a subject (a deleted user's personal data)."""
         self.session.execute(
             update(WebhookEvent)
-            .where(WebhookEvent.source == source, WebhookEvent.subject_id == subject_id)
+            .where(col(WebhookEvent.source) == source, col(WebhookEvent.subject_id) == subject_id)
             .values(payload=REDACTED)
         )

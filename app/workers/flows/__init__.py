@@ -2,6 +2,7 @@
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from prefect import Flow
 
@@ -13,7 +14,7 @@ from app.workers.flows.user_report import user_report
 
 @dataclass(frozen=True, slots=True)
 class Scheduled:
-    flow: Flow
+    flow: Flow[..., Any]
     cron: Callable[[Settings], str]  # the setting that holds its schedule
 
 
