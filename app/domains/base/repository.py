@@ -1,6 +1,6 @@
 """Repository base: advanced-alchemy's sync repository, with the row policy in every statement."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from advanced_alchemy.repository import SQLAlchemySyncRepository
@@ -51,3 +51,14 @@ class Repository(SQLAlchemySyncRepository[ModelT]):
             .returning(self.model_type)
         )
         return self.session.scalars(statement).one_or_none()
+
+    def insert_many_if_absent(self, rows: Sequence[ModelT]) -> list[Any]:
+        """One INSERT ... ON CONFLICT DO NOTHING RETURNING id for many rows (executed in pages by
+        SQLAlchemy): the ids of the rows inserted; a row that would break any unique constraint is
+        skipped. Not filtered by the row policy: callers check it (see `Service.create_many_if_absent`)."""
+        if not rows:
+            return []
+        insert = _INSERT_BY_DIALECT[self.session.get_bind().dialect.name]
+        table = self.model_type.__table__  # type: ignore[attr-defined]
+        statement = insert(table).on_conflict_do_nothing().returning(table.c.id)
+        return list(self.session.execute(statement, [row.model_dump() for row in rows]).scalars())

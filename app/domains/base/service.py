@@ -137,6 +137,20 @@ class Service(SQLAlchemySyncRepositoryService[ModelT, Repository[ModelT]], Gener
     def create_many(self, data: Iterable[Any], **_: Any) -> list[ModelT]:  # type: ignore[override]
         return [self.create(item) for item in data]
 
+    def create_many_if_absent(self, data: Iterable[Any]) -> list[Any]:
+        """Bulk create: each item passes `to_model_on_create` (the domain's rules and normalisation)
+        and the policy as in `create`, then one INSERT per page skips the rows that would break a
+        unique constraint. Returns the ids of the rows created; nothing is loaded into the session.
+
+        Rows are built with `model_construct` (the same defaults, no ORM instrumentation): building
+        SQLModel table instances one by one costs ~5x more than the rest of the insert.
+        """
+        rows = [
+            self._ensure_allowed(self.model_type.model_construct(**self.to_model_on_create(self._as_dict(item))))
+            for item in data
+        ]
+        return self.repository.insert_many_if_absent(rows)
+
     def update(self, data: Mapping[str, Any] | BaseModel | ModelT, item_id: Any = None, **_: Any) -> ModelT:  # type: ignore[override]
         """Partial update of a row the actor may see: only the fields supplied change."""
         if item_id is None:
