@@ -28,6 +28,7 @@ from typing import TextIO
 
 from advanced_alchemy.exceptions import RepositoryError
 from sqlalchemy.exc import SQLAlchemyError
+from sqlmodel import col
 
 from app.bootstrap import Container, bootstrap
 from app.domains.base.actors import Actor, AuthMethod, Role
@@ -48,7 +49,11 @@ INACTIVE_EVERY = 25
 NAME_POOL = 250  # people built by the factory once per run (~1 ms each); their names are mixed
 DOMAINS = ("example.com", "example.org", "example.net")
 KEY_NAMES = ("CI deploy", "laptop", "staging sync", "analytics export", "backup job", "mobile app")
-KEY_SCOPES = (None, [UserPermission.USERS_READ], [UserPermission.USERS_READ, UserPermission.API_KEYS_READ])
+KEY_SCOPES: tuple[list[str] | None, ...] = (
+    None,
+    [UserPermission.USERS_READ],
+    [UserPermission.USERS_READ, UserPermission.API_KEYS_READ],
+)
 KEY_LIFETIMES = (None, timedelta(days=30), timedelta(days=365))
 USABLE_KEY_HINT = "for a usable key: task generate-user -- --email you@example.com"
 
@@ -161,7 +166,7 @@ def _add_batch(
     21st... user created."""
     user_service = uow.service(UserService)
     user_ids = user_service.create_many_if_absent(new_users)
-    owners = user_service.get_many(User.id.in_(user_ids[-created_before % KEY_EVERY :: KEY_EVERY]))
+    owners = user_service.get_many(col(User.id).in_(user_ids[-created_before % KEY_EVERY :: KEY_EVERY]))
     new_keys = [_key_values(uow, owner, people.key_request(), key_hash) for owner in owners]
     key_ids = uow.service(APIKeyService).create_many_if_absent(new_keys)
     return len(user_ids), len(key_ids)

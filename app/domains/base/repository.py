@@ -60,5 +60,5 @@ class Repository(SQLAlchemySyncRepository[ModelT]):
             return []
         insert = _INSERT_BY_DIALECT[self.session.get_bind().dialect.name]
         table = self.model_type.__table__  # type: ignore[attr-defined]
-        statement = insert(table).on_conflict_do_nothing().returning(table.c.id)
+        statement = insert(table).on_conflict_do_nothing().returning(table.c.id)  # type: ignore[attr-defined]
         return list(self.session.execute(statement, [row.model_dump() for row in rows]).scalars())

@@ -10,7 +10,7 @@ or `service.as_system()` — grep for either.
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from functools import cached_property
-from typing import Any, ClassVar, Generic, Self
+from typing import Any, ClassVar, Generic, Self, cast
 
 from advanced_alchemy.exceptions import IntegrityError
 from advanced_alchemy.exceptions import NotFoundError as RepositoryNotFoundError
@@ -146,10 +146,13 @@ class Service(SQLAlchemySyncRepositoryService[ModelT, Repository[ModelT]], Gener
         SQLModel table instances one by one costs ~5x more than the rest of the insert.
         """
         rows = [
-            self._ensure_allowed(self.model_type.model_construct(**self.to_model_on_create(self._as_dict(item))))
-            for item in data
+            self._ensure_allowed(
+                self.model_type.model_construct(**cast("dict[str, Any]", self.to_model_on_create(values)))
+            )
+            for values in map(self._as_dict, data)
         ]
-        return self.repository.insert_many_if_absent(rows)
+        with self._conflicts_as_domain_errors():  # a missing foreign key still raises
+            return self.repository.insert_many_if_absent(rows)
 
     def update(self, data: Mapping[str, Any] | BaseModel | ModelT, item_id: Any = None, **_: Any) -> ModelT:  # type: ignore[override]
         """Partial update of a row the actor may see: only the fields supplied change."""
