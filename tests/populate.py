@@ -7,7 +7,7 @@ a rerun with the same count creates nothing. Each batch of users and their keys 
 services normalise it and check it as `create` would, and a row that would collide is skipped.
 
 The fake keys cannot be used: they all store the argon2 hash of one random secret, drawn and
-discarded per run (hashing costs ~100 ms a key: 10 000 real ones would take minutes).
+discarded per run (argon2 costs ~100 ms a key: 10 000 real ones would take ~17 minutes).
 `task generate-user` makes a usable one.
 
 A development tool beside the factories (polyfactory is a dev dependency, absent from the images).
