@@ -5,9 +5,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy.orm import Session
+from uuid_utils.compat import uuid7 as generate_uuid
 
 from app.domains.base.actors import Actor, AuthMethod, Role
-from app.domains.base.exceptions import DomainValidationError, NotFoundError, PermissionDeniedError
+from app.domains.base.exceptions import ConflictError, DomainValidationError, NotFoundError, PermissionDeniedError
 from app.domains.base.lists import ListParams
 from app.domains.base.permissions import permissions
 from app.domains.base.unit_of_work import UnitOfWork
@@ -247,3 +248,18 @@ def test_memory_of_verified_keys_is_bounded() -> None:
     assert len(hasher._verified) == 3
     assert not hasher.verify(keys[0], hashes[1])
     assert not hasher.verify(keys[0], "not-an-argon2-hash")
+
+
+def test_new_key_checks_like_issue_and_bulk_create_refuses_an_unknown_owner(
+    keys_for: Callable[..., APIKeyService], make_user: Callable[..., User]
+) -> None:
+    user = make_user()
+    service = keys_for(user, frozenset({UserPermission.USERS_READ}))
+    with pytest.raises(PermissionDeniedError):
+        service.new_key(APIKeyCreate(name="wider", scopes=[UserPermission.USERS_WRITE]))
+    values, key = service.new_key(APIKeyCreate(name="bulk"))
+    assert (values["user_id"], values["scopes"], api_key_prefix(key)) == (user.id, ["users:read"], values["prefix"])
+    assert "key_hash" not in values
+    orphan = {**values, "user_id": generate_uuid(), "key_hash": "x"}
+    with pytest.raises(ConflictError):
+        keys_for(Actor.system()).create_many_if_absent([orphan])

@@ -150,7 +150,11 @@ def test_inherited_writes_cannot_change_what_only_admins_change_on_ones_own_rows
 def test_creating_a_row_for_someone_else_is_refused(open_uow: Callable[[Actor], UnitOfWork], member_and_other) -> None:
     member, other = member_and_other
     api_keys = open_uow(actor_of(member)).service(APIKeyService)
-    for create in (api_keys.create, lambda row: api_keys.create_many([row])):
+    for create in (
+        api_keys.create,
+        lambda row: api_keys.create_many([row]),
+        lambda row: api_keys.create_many_if_absent([row]),
+    ):
         with pytest.raises(PermissionDeniedError):
             create({"user_id": other.id, "name": "planted", "prefix": "sk_planted", "key_hash": "x"})
     assert api_keys.as_system().count(APIKey.user_id == other.id) == 0

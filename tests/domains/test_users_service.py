@@ -55,6 +55,30 @@ def test_duplicate_clerk_id_is_a_conflict_that_says_so(users: UserService) -> No
         users.create_user(UserCreate(email="two@example.com", clerk_id="user_1"))
 
 
+def test_create_many_if_absent_normalises_and_skips_taken_emails(users: UserService, session: Session) -> None:
+    users.create_user(UserCreate(email="taken@example.com"))
+    created = users.create_many_if_absent(
+        [
+            UserCreate(email="Ada@Example.COM", first_name="Ada", role=Role.ADMIN),
+            UserCreate(email="TAKEN@example.com"),
+            UserCreate(email="grace@example.com", is_active=False),
+        ]
+    )
+    users.uow.commit()
+    stored = {user.email: user for user in session.scalars(select(User).where(User.id.in_(created)))}
+    assert set(stored) == {"ada@example.com", "grace@example.com"}
+    assert (stored["ada@example.com"].role, stored["ada@example.com"].first_name) == (Role.ADMIN, "Ada")
+    assert (stored["grace@example.com"].role, stored["grace@example.com"].is_active) == (Role.MEMBER, False)
+    assert all(user.id.version == 7 and user.created_at.tzinfo is not None for user in stored.values())
+    assert users.count() == 3
+    assert users.create_many_if_absent([]) == []
+
+
+def test_only_admins_create_users_in_bulk(open_uow: OpenUoW, make_user: Callable[..., User]) -> None:
+    with pytest.raises(PermissionDeniedError):
+        users_as(open_uow, make_user()).create_many_if_absent([UserCreate(email="new@example.com")])
+
+
 def test_only_admins_create_users(open_uow: OpenUoW, make_user: Callable[..., User]) -> None:
     with pytest.raises(PermissionDeniedError):
         users_as(open_uow, make_user()).create_user(UserCreate(email="new@example.com"))

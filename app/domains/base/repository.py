@@ -1,10 +1,10 @@
 """Repository base: advanced-alchemy's sync repository, with the row policy in every statement."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from advanced_alchemy.repository import SQLAlchemySyncRepository
-from sqlalchemy import ColumnElement, Insert
+from sqlalchemy import ColumnElement
 from sqlalchemy.dialects import postgresql, sqlite
 
 from app.domains.base.models import TableBase
@@ -43,14 +43,25 @@ class Repository(SQLAlchemySyncRepository[ModelT]):
         """
         row = self.model_type(**values)  # fills the Python-side defaults (id, timestamps)
         dialect = self.session.get_bind().dialect.name
-        statement = _insert_or_nothing(self.model_type, row.model_dump(), unique_column, dialect)
+        statement = _insert(self.model_type, dialect).values(row.model_dump())
+        statement = statement.on_conflict_do_nothing(index_elements=[unique_column])
         return self.session.scalars(statement.returning(self.model_type)).one_or_none()
 
+    def insert_many_if_absent(self, rows: Sequence[ModelT]) -> list[Any]:
+        """One INSERT ... ON CONFLICT DO NOTHING RETURNING id for many rows (executed in pages by
+        SQLAlchemy): the ids of the rows inserted; a row that would break any unique constraint is
+        skipped. Not filtered by the row policy: callers check it (see `Service.create_many_if_absent`)."""
+        if not rows:
+            return []
+        table = self.model_type.__table__
+        statement = _insert(table, self.session.get_bind().dialect.name).on_conflict_do_nothing()
+        return list(self.session.execute(statement.returning(table.c.id), [row.model_dump() for row in rows]).scalars())
 
-def _insert_or_nothing(model: type[Any], values: dict[str, Any], unique_column: str, dialect: str) -> Insert:
-    """INSERT ... ON CONFLICT (unique_column) DO NOTHING, in the dialect's own construct."""
+
+def _insert(target: Any, dialect: str) -> postgresql.Insert | sqlite.Insert:
+    """The dialect's INSERT construct, the one with ON CONFLICT DO NOTHING."""
     if dialect == "postgresql":
-        return postgresql.insert(model).values(values).on_conflict_do_nothing(index_elements=[unique_column])
+        return postgresql.insert(target)
     if dialect == "sqlite":
-        return sqlite.insert(model).values(values).on_conflict_do_nothing(index_elements=[unique_column])
+        return sqlite.insert(target)
     raise NotImplementedError(f"no INSERT ... ON CONFLICT DO NOTHING for {dialect}")

@@ -7,10 +7,10 @@ Access past the policy is explicit: `uow.service(...)` on a unit whose actor is 
 or `service.as_system()` — grep for either.
 """
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from functools import cached_property
-from typing import Any, ClassVar, Generic, Self
+from typing import Any, ClassVar, Generic, Self, cast
 
 from advanced_alchemy.exceptions import IntegrityError
 from advanced_alchemy.exceptions import NotFoundError as RepositoryNotFoundError
@@ -145,6 +145,22 @@ class Service(SQLAlchemySyncRepositoryService[ModelT, Repository[ModelT]], Gener
 
     def create_many(self, data: Iterable[Any], **_: Any) -> list[ModelT]:  # type: ignore[override]
         return [self.create(item) for item in data]
+
+    def create_many_if_absent(self, data: Iterable[Any]) -> list[Any]:
+        """Bulk create: each item passes `to_model_on_create` (the domain's rules and normalisation)
+        and the policy as in `create`, then one INSERT per page skips the rows that would break a
+        unique constraint. Returns the ids of the rows created; nothing is loaded into the session.
+
+        Rows are built with `model_construct` (the same defaults, no ORM instrumentation): building
+        SQLModel table instances one by one costs ~5x more than the rest of the insert.
+        """
+        construct = cast("Callable[..., ModelT]", self.model_type.model_construct)  # typed as the base class's
+        rows = [
+            self._ensure_allowed(construct(**cast("dict[str, Any]", self.to_model_on_create(values))))
+            for values in map(self._as_dict, data)
+        ]
+        with self._conflicts_as_domain_errors():  # a missing foreign key still raises
+            return self.repository.insert_many_if_absent(rows)
 
     def update(self, data: Mapping[str, Any] | BaseModel | ModelT, item_id: Any = None, **_: Any) -> ModelT:  # type: ignore[override]
         """Partial update of a row the actor may see: only the fields supplied change."""

@@ -194,6 +194,12 @@ class APIKeyService(Service[APIKey]):
 
     def issue(self, data: APIKeyCreate) -> tuple[APIKey, str]:
         """Create a key owned by the actor; returns the row and the full key (shown once)."""
+        values, key = self.new_key(data)
+        return self.create({**values, "key_hash": self.hasher.hash(key)}), key
+
+    def new_key(self, data: APIKeyCreate) -> tuple[dict[str, Any], str]:
+        """The checked values of a new key owned by the actor (all but its hash) and the full key;
+        nothing is hashed or stored. `issue` is the way to create one."""
         actor = self.actor
         if actor.user_id is None:
             raise PermissionDeniedError("an API key must belong to a user")
@@ -205,18 +211,15 @@ class APIKeyService(Service[APIKey]):
             )
         expires_at = self._bounded_by_parent(data.expires_at)
         generated = generate_api_key()
-        row = self.create(
-            {
-                "user_id": actor.user_id,
-                "parent_id": actor.api_key_id,
-                "name": data.name,
-                "prefix": generated.prefix,
-                "key_hash": self.hasher.hash(generated.key),
-                "scopes": scopes,
-                "expires_at": expires_at,
-            }
-        )
-        return row, generated.key
+        values = {
+            "user_id": actor.user_id,
+            "parent_id": actor.api_key_id,
+            "name": data.name,
+            "prefix": generated.prefix,
+            "scopes": scopes,
+            "expires_at": expires_at,
+        }
+        return values, generated.key
 
     def _bounded_by_parent(self, expires_at: datetime | None) -> datetime | None:
         """A key created with a key expires no later than it (by default, with it)."""
