@@ -51,8 +51,10 @@ EXPOSE 8000
 # database outage (`/health/ready` answers 503 then, and the load balancer should use that one).
 HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/health/', timeout=2)"]
-# Exec form: uvicorn is PID 1 and gets SIGTERM itself (it finishes in-flight requests, then exits).
-CMD ["uvicorn", "--factory", "app.api.main:create_app", "--host", "0.0.0.0", "--port", "8000", "--no-access-log"]
+# Exec form: uvicorn is PID 1 and gets SIGTERM itself: it stops accepting, finishes in-flight requests
+# (for at most 8 s, inside `docker stop`'s 10) and runs the app's shutdown, which closes the pool.
+CMD ["uvicorn", "--factory", "app.api.main:create_app", "--host", "0.0.0.0", "--port", "8000", \
+     "--no-access-log", "--timeout-graceful-shutdown", "8"]
 
 # --- migrations: one shot, against DATABASE_URL ---------------------------------------------------
 FROM runtime AS migrations
@@ -84,7 +86,7 @@ ENV PREFECT_RUNNER_SERVER_ENABLE=true \
     PREFECT_RUNNER_SERVER_HOST=127.0.0.1 \
     PREFECT_RUNNER_SERVER_PORT=8080 \
     PREFECT_SERVER_ANALYTICS_ENABLED=false
-HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
+HEALTHCHECK --interval=15s --timeout=5s --start-period=60s --retries=3 \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8080/health', timeout=4)"]
 # Exec form: the runner gets SIGTERM itself and stops polling; schedules stay on (pause_on_shutdown=False).
 CMD ["python", "-m", "app.workers.main", "serve"]
