@@ -1,0 +1,68 @@
+"""The `task` commands README documents: listed with descriptions, and the traps go-task sets avoided."""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from app.infrastructure.config import PROJECT_ROOT
+
+TASK = shutil.which("task", path=str(Path(sys.executable).parent)) or "task"
+DOCUMENTED = [
+    *("install", "dev", "worker", "flow", "test", "test-cov", "lint", "format", "typecheck", "migrate"),
+    *("migrate-create", "populate", "generate-user", "bench"),
+    *("docker-build-all", "docker-up", "docker-logs", "docker-down"),
+]
+
+
+def _task(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [TASK, *args],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def test_every_documented_task_is_listed_with_a_description() -> None:
+    listed = _task("--list").stdout
+    described = {line.split(":")[0].lstrip("* ").strip() for line in listed.splitlines() if line.startswith("* ")}
+    assert set(DOCUMENTED) <= described, sorted(set(DOCUMENTED) - described)
+
+
+def test_readme_names_every_task() -> None:
+    readme = (PROJECT_ROOT / "README.md").read_text()
+    assert [name for name in DOCUMENTED if f"`{name}" not in readme] == []
+
+
+def test_migrate_create_without_a_name_refuses_and_writes_nothing() -> None:
+    before = set((PROJECT_ROOT / "migrations" / "versions").iterdir())
+    result = _task("-x", "migrate-create")
+    assert result.returncode != 0
+    assert "Name the migration" in result.stderr
+    assert set((PROJECT_ROOT / "migrations" / "versions").iterdir()) == before
+
+
+@pytest.mark.parametrize(
+    ("cli_args", "expected"), [(["add widgets"], "'add widgets'"), (["add", "widgets"], "'add widgets'")]
+)
+def test_migrate_create_passes_the_name_once_quoted(cli_args: list[str], expected: str) -> None:
+    result = _task("--dry", "migrate-create", "--", *cli_args)
+    assert f"alembic revision --autogenerate -m {expected}\n" in result.stderr
+
+
+def test_dev_serves_on_port_and_host_from_the_environment() -> None:
+    result = _task("--dry", "dev", env={"PORT": "9123", "HOST": "10.1.2.3"})
+    assert "--host 10.1.2.3 --port 9123" in result.stderr
+
+
+def test_exit_code_flag_passes_the_commands_status_on() -> None:
+    """go-task's own status for any failure is 201; CI and scripts call `task -x` to get the command's."""
+    result = _task("-x", "generate-user", "--", "--email", "a@example.com", "--role", "emperor")
+    assert result.returncode == 2, result.stderr  # argparse's status for a bad choice
