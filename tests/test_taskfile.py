@@ -1,5 +1,6 @@
 """The `task` commands README documents: listed with descriptions, and the traps go-task sets avoided."""
 
+import json
 import os
 import shutil
 import subprocess
@@ -26,13 +27,13 @@ def _task(*args: str, env: dict[str, str] | None = None) -> subprocess.Completed
         text=True,
         timeout=60,
         check=False,
-        env={**os.environ, **(env or {})},
+        env={**os.environ, "NO_COLOR": "1", **(env or {})},
     )
 
 
 def test_every_documented_task_is_listed_with_a_description() -> None:
-    listed = _task("--list").stdout
-    described = {line.split(":")[0].lstrip("* ").strip() for line in listed.splitlines() if line.startswith("* ")}
+    listed = json.loads(_task("--list", "--json").stdout)["tasks"]
+    described = {task["name"] for task in listed if task["desc"].strip()}
     assert set(DOCUMENTED) <= described, sorted(set(DOCUMENTED) - described)
 
 
