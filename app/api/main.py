@@ -14,6 +14,7 @@ from pydantic import BaseModel
 
 from app.api.auth import API_KEY_HEADER, CredentialMiddleware
 from app.api.dependencies import app_dependencies
+from app.api.docs import DOCS_PATH, docs_assets, docs_pages, docs_router
 from app.api.problems import exception_handlers
 from app.api.request_log import AccessLog
 from app.api.router import route_handlers
@@ -64,9 +65,9 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         asyncio.get_running_loop().set_default_executor(executor)
 
     app = Litestar(
-        route_handlers=route_handlers,
+        route_handlers=[*route_handlers, docs_assets],
         dependencies=app_dependencies,
-        middleware=[DefineMiddleware(CredentialMiddleware, exclude=["^/schema"])],
+        middleware=[DefineMiddleware(CredentialMiddleware, exclude=[f"^{DOCS_PATH}"])],
         exception_handlers=exception_handlers,
         type_encoders={BaseModel: pydantic_as_json},
         on_startup=[size_worker_pool],
@@ -75,7 +76,9 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         openapi_config=OpenAPIConfig(
             title="Backend template API",
             version="0.1.0",
-            path="/schema",
+            path=DOCS_PATH,
+            render_plugins=docs_pages(),
+            openapi_router=docs_router(),
             components=Components(
                 security_schemes={
                     "ApiKey": SecurityScheme(type="apiKey", name=API_KEY_HEADER, security_scheme_in="header"),
