@@ -13,6 +13,7 @@ no connection is ever held across a hop between the event loop and the pool.
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
+from uuid import UUID
 
 from litestar.connection import ASGIConnection
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
@@ -104,6 +105,11 @@ class RequestUnitOfWork(UnitOfWork):
         self.container = container
         self.credential = credential
         self.client = client  # the peer's address: failed authentications are counted per client
+
+    @property
+    def user_id(self) -> UUID | None:
+        """The user the request acted as: None before authentication, on public routes, for webhooks."""
+        return self._actor.user_id if self._actor is not None else None
 
     def authenticate(self, *, anonymous: bool = False) -> Actor:
         """Run in the worker thread: the actor behind the credential (on a public route: anonymous)."""

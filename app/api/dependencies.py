@@ -15,6 +15,7 @@ from litestar.di import NamedDependency, Provide
 from litestar.params import QueryParameter
 
 from app.api.auth import SAFE_METHODS, Credential, RequestUnitOfWork
+from app.api.request_log import UNIT_OF_WORK
 from app.domains.base.exceptions import NotFoundError
 from app.domains.base.lists import ListParams
 from app.domains.base.service import Service
@@ -29,7 +30,9 @@ async def provide_unit_of_work(request: Request[Any, Any, Any]) -> RequestUnitOf
     credential = credential if isinstance(credential, Credential) else None
     read_only = request.method in SAFE_METHODS  # GET routes read: no transaction (see UnitOfWork)
     client = request.client.host if request.client else None
-    return RequestUnitOfWork(request.app.state.container, credential, read_only=read_only, client=client)
+    uow = RequestUnitOfWork(request.app.state.container, credential, read_only=read_only, client=client)
+    request.scope["state"][UNIT_OF_WORK] = uow  # the access log names its actor
+    return uow
 
 
 def _require_canonical_uuids(request: Request[Any, Any, Any]) -> None:

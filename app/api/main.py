@@ -14,11 +14,20 @@ from pydantic import BaseModel
 
 from app.api.auth import API_KEY_HEADER, CredentialMiddleware
 from app.api.dependencies import app_dependencies
+from app.api.docs import DOCS_PATH, docs_assets, docs_pages, docs_router
 from app.api.problems import exception_handlers
+from app.api.request_log import AccessLog
 from app.api.router import route_handlers
 from app.api.routing import ensure_every_route_verifies_credentials
 from app.bootstrap import Container, bootstrap
 from app.infrastructure.config import Settings
+from app.infrastructure.log_format import (
+    BackgroundStreamHandler,
+    JsonFormatter,
+    ReadableFormatter,
+    flush_logs,
+    lean_log_records,
+)
 
 
 def pydantic_as_json(model: BaseModel) -> msgspec.Raw:
@@ -27,9 +36,28 @@ def pydantic_as_json(model: BaseModel) -> msgspec.Raw:
     return msgspec.Raw(model.__pydantic_serializer__.to_json(model))
 
 
+def logging_config(settings: Settings) -> LoggingConfig:
+    """JSON lines outside development, readable lines in development, written to stderr off the
+    event loop (`BackgroundStreamHandler`; Litestar's own logger uses it under its handler's name).
+    Uvicorn's own lines use the same format, and its access log is off: the app writes its own
+    (`app.api.request_log`)."""
+    formatter = ReadableFormatter if settings.is_development else JsonFormatter
+    handler = {"()": BackgroundStreamHandler, "formatter": "standard"}
+    return LoggingConfig(
+        formatters={"standard": {"()": formatter}},
+        handlers={"queue_listener": handler},
+        root={"level": settings.log_level, "handlers": ["queue_listener"]},
+        loggers={
+            "uvicorn": {"handlers": [], "propagate": True},
+            "uvicorn.access": {"handlers": [], "propagate": False},
+        },
+    )
+
+
 def create_app(settings: Settings | None = None, container: Container | None = None) -> Litestar:
     container = container or bootstrap(settings)
     settings = container.settings
+    lean_log_records()  # every request logs a record: build it with no more than the formats show
 
     async def size_worker_pool() -> None:
         """Sync handlers run in the loop's default executor: one thread per pooled connection."""
@@ -37,18 +65,20 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         asyncio.get_running_loop().set_default_executor(executor)
 
     app = Litestar(
-        route_handlers=route_handlers,
+        route_handlers=[*route_handlers, docs_assets],
         dependencies=app_dependencies,
-        middleware=[DefineMiddleware(CredentialMiddleware, exclude=["^/schema"])],
+        middleware=[DefineMiddleware(CredentialMiddleware, exclude=[f"^{DOCS_PATH}"])],
         exception_handlers=exception_handlers,
         type_encoders={BaseModel: pydantic_as_json},
         on_startup=[size_worker_pool],
-        on_shutdown=[container.dispose],
+        on_shutdown=[container.dispose, flush_logs],
         state=State({"container": container}),
         openapi_config=OpenAPIConfig(
             title="Backend template API",
             version="0.1.0",
-            path="/schema",
+            path=DOCS_PATH,
+            render_plugins=docs_pages(),
+            openapi_router=docs_router(),
             components=Components(
                 security_schemes={
                     "ApiKey": SecurityScheme(type="apiKey", name=API_KEY_HEADER, security_scheme_in="header"),
@@ -57,8 +87,9 @@ def create_app(settings: Settings | None = None, container: Container | None = N
             ),
             security=[{"ApiKey": []}, {"ClerkSession": []}],
         ),
-        logging_config=LoggingConfig(root={"level": settings.log_level, "handlers": ["queue_listener"]}),
+        logging_config=logging_config(settings),
         debug=False,
     )
     ensure_every_route_verifies_credentials(app)
+    app.asgi_handler = AccessLog(app.asgi_handler)  # outermost: sees the router's 404s too
     return app

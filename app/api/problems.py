@@ -1,10 +1,8 @@
 """Every error leaves as RFC 9457 problem details. Domain errors are mapped to HTTP here, once."""
 
 import logging
-import re
 import threading
 import time
-import uuid
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
@@ -17,6 +15,7 @@ from litestar.exceptions import HTTPException, ValidationException
 from litestar.types import ExceptionHandlersMap
 from sqlalchemy import exc as sa_exc
 
+from app.api.request_log import request_id
 from app.domains.base.exceptions import (
     AuthenticationError,
     ConflictError,
@@ -34,8 +33,6 @@ logger = logging.getLogger(__name__)
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 DATABASE_RETRY_AFTER_SECONDS = 5
-REQUEST_ID_HEADER = "X-Request-ID"
-_SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:/+=-]{1,128}")
 # Database failures further apart than this belong to different outages (each logs its traceback).
 OUTAGE_GAP_SECONDS = 60.0
 
@@ -84,6 +81,7 @@ def _domain_error(request: Request[Any, Any, Any], exc: DomainError) -> Response
             request.method,
             request.url.path,
             client,
+            extra={"request_id": request_id(request.scope)},
         )
     return problem(status, exc.detail, headers=headers, **exc.extra)
 
@@ -111,12 +109,6 @@ def _repository_not_found(_: Request[Any, Any, Any], exc: RepositoryNotFoundErro
     return problem(404, "not found")
 
 
-def request_id(request: Request[Any, Any, Any]) -> str:
-    """The client's (or proxy's) X-Request-ID when it is a plain token, else a new one."""
-    given = request.headers.get(REQUEST_ID_HEADER, "")
-    return given if _SANE_REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
-
-
 class OutageLog:
     """Tells the first failure of an outage (logged with its traceback) from the ones that follow:
     a failure starts a new outage when the previous one is more than OUTAGE_GAP_SECONDS old."""
@@ -141,12 +133,18 @@ def _database_unavailable(request: Request[Any, Any, Any], exc: Exception) -> Re
     One line per failure (with the request id); the traceback once per outage, not per request.
     Neither names the statement's parameters (see `describe`).
     """
-    rid = request_id(request)
+    rid = request_id(request.scope)  # the access line's id; the response carries it in X-Request-ID
     trace = f"\n{redacted_traceback(exc)}" if outages.starts_outage() else ""
     logger.warning(
-        "database unavailable: request_id=%s %s %s: %s%s", rid, request.method, request.url.path, describe(exc), trace
+        "database unavailable: request_id=%s %s %s: %s%s",
+        rid,
+        request.method,
+        request.url.path,
+        describe(exc),
+        trace,
+        extra={"request_id": rid},
     )
-    headers = {"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS), REQUEST_ID_HEADER: rid}
+    headers = {"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)}
     return problem(503, "the database is unavailable, retry later", headers=headers)
 
 

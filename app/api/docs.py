@@ -1,0 +1,70 @@
+"""The API's documentation pages, from assets shipped in `static/docs/` (no CDN: they work offline
+and on air-gapped networks).
+
+- `/schema` and `/schema/swagger`: Swagger UI, where requests can be tried ("Authorize" takes an
+  API key or a Clerk session token; they are kept across reloads, in the browser's local storage);
+- `/schema/redoc`: Redoc, a reader view;
+- `/schema/openapi.json`: the OpenAPI document.
+"""
+
+from pathlib import Path
+from typing import Any
+
+from litestar import Request, Router
+from litestar.datastructures import ResponseHeader
+from litestar.openapi.plugins import OpenAPIRenderPlugin, RedocRenderPlugin, SwaggerRenderPlugin
+from litestar.static_files import create_static_files_router
+from litestar.types import ControllerRouterHandler
+
+DOCS_PATH = "/schema"
+ASSETS = Path(__file__).parent / "static" / "docs"
+ASSETS_URL = f"{DOCS_PATH}/assets"
+FAVICON = f"<link rel='icon' type='image/png' href='{ASSETS_URL}/favicon-32x32.png'>"
+# The pages may load nothing from another host: Redoc's sidebar would fetch its vendor's logo from a
+# CDN, and an asset forgotten in an upgrade would show up offline only. Their own scripts are inline.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data: blob:; worker-src 'self' blob:"
+)
+
+
+class SwaggerPage(SwaggerRenderPlugin):
+    """Swagger UI that keeps what "Authorize" was given across reloads and never sends the
+    document to swagger.io's validator. Litestar's template takes no such options: they are added
+    after one of its own."""
+
+    _ANCHOR = b"deepLinking: true,"
+    _OPTIONS = b" persistAuthorization: true, validatorUrl: null,"
+
+    def render(self, request: Request[Any, Any, Any], openapi_schema: dict[str, Any]) -> bytes:
+        page, anchor, rest = super().render(request, openapi_schema).rpartition(self._ANCHOR)
+        if not anchor:
+            raise RuntimeError("Litestar's Swagger UI template changed: update SwaggerPage")
+        return page + anchor + self._OPTIONS + rest
+
+
+def docs_router() -> Router:
+    """Litestar's OpenAPI routes are added to it (`OpenAPIConfig.openapi_router`)."""
+    policy = ResponseHeader(name="Content-Security-Policy", value=CONTENT_SECURITY_POLICY)
+    return Router(DOCS_PATH, route_handlers=[], include_in_schema=False, response_headers=[policy])
+
+
+def docs_pages() -> list[OpenAPIRenderPlugin]:
+    """Swagger UI first: it is also the page at /schema."""
+    return [
+        SwaggerPage(
+            path="/swagger",
+            js_url=f"{ASSETS_URL}/swagger-ui-bundle.js",
+            css_url=f"{ASSETS_URL}/swagger-ui.css",
+            standalone_preset_js_url=f"{ASSETS_URL}/swagger-ui-standalone-preset.js",
+            favicon=FAVICON,
+        ),
+        RedocRenderPlugin(
+            path="/redoc", js_url=f"{ASSETS_URL}/redoc.standalone.js", google_fonts=False, favicon=FAVICON
+        ),
+    ]
+
+
+docs_assets: ControllerRouterHandler = create_static_files_router(
+    path=ASSETS_URL, directories=[ASSETS], name="docs_assets", include_in_schema=False, opt={"exclude_from_auth": True}
+)
