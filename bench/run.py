@@ -90,7 +90,7 @@ def server_env(public_pem: str) -> dict[str, str]:
         "CLERK_JWT_KEY": public_pem,
         "CLERK_AUTHORIZED_PARTIES": ALLOWED_ORIGIN,
         "CLERK_WEBHOOK_SIGNING_SECRET": WEBHOOK_SECRET,
-        "LOG_LEVEL": "WARNING",
+        "LOG_LEVEL": "INFO",  # the access log is on, as in production
     }
 
 
