@@ -10,11 +10,11 @@ and on air-gapped networks).
 from pathlib import Path
 from typing import Any
 
-from litestar import Request, Router
+from litestar import Request, Response, Router, get
 from litestar.datastructures import ResponseHeader
+from litestar.exceptions import NotFoundException
 from litestar.openapi.plugins import OpenAPIRenderPlugin, RedocRenderPlugin, SwaggerRenderPlugin
-from litestar.static_files import create_static_files_router
-from litestar.types import ControllerRouterHandler
+from litestar.params import FromPath
 
 DOCS_PATH = "/schema"
 ASSETS = Path(__file__).parent / "static" / "docs"
@@ -65,6 +65,18 @@ def docs_pages() -> list[OpenAPIRenderPlugin]:
     ]
 
 
-docs_assets: ControllerRouterHandler = create_static_files_router(
-    path=ASSETS_URL, directories=[ASSETS], name="docs_assets", include_in_schema=False, opt={"exclude_from_auth": True}
-)
+_SERVED = (".js", ".css", ".png")
+# The files, by name, read once at import: a request can only ever name one of these (no path is
+# built from the URL, so no traversal, and a NUL or a 5 000-character name is just a 404).
+_ASSETS = {path.name: path.read_bytes() for path in ASSETS.iterdir() if path.suffix in _SERVED}
+_MEDIA_TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8", ".png": "image/png"}
+
+
+@get(f"{ASSETS_URL}/{{name:str}}", include_in_schema=False, opt={"exclude_from_auth": True}, sync_to_thread=False)
+def docs_assets(name: FromPath[str]) -> Response[bytes]:
+    """A vendored asset of the docs pages, cacheable for a day (they change with a release)."""
+    content = _ASSETS.get(name)
+    if content is None:
+        raise NotFoundException("no such asset")
+    media_type = _MEDIA_TYPES[Path(name).suffix]
+    return Response(content, media_type=media_type, headers={"Cache-Control": "public, max-age=86400"})

@@ -57,3 +57,19 @@ def test_the_document_offers_both_credentials(client: TestClient) -> None:
 def test_only_the_two_pages_and_the_document_are_served(client: TestClient) -> None:
     for gone in ("/schema/elements", "/schema/rapidoc", "/schema/openapi.yaml", "/schema/assets/missing.js"):
         assert client.get(gone).status_code == 404, gone
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "..%2f..%2fmain.py",  # only the vendored files are served: no path is built from the URL
+        "%2e%2e/%2e%2e/infrastructure/config.py",
+        "README.md",  # in the folder, but not an asset
+        "swagger-ui.css%00.js",  # the filesystem refused these with a 500
+        "a" * 5000,
+    ],
+)
+def test_any_other_asset_name_is_a_404_problem(client: TestClient, name: str) -> None:
+    response = client.get(f"/schema/assets/{name}")
+    assert response.status_code == 404
+    assert response.headers["content-type"] == "application/problem+json"
