@@ -5,6 +5,7 @@ the request's outage lines, the request's fields below. No formatter reads heade
 """
 
 import logging
+import re
 import sys
 import threading
 from collections import deque
@@ -114,4 +115,12 @@ class ReadableFormatter(logging.Formatter):
             for name in ("request_id", "user_id")
             if fields.get(name) is not None and f"{name}=" not in record.message
         ]
-        return " ".join([line, *context])
+        return _CONTROL_CHARACTERS.sub(_escaped, " ".join([line, *context]))
+
+
+# A request path is decoded (`%0a` is a newline): printed raw, it could forge a line of its own.
+_CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _escaped(match: re.Match[str]) -> str:
+    return f"\\x{ord(match.group()):02x}"

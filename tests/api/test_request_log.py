@@ -21,6 +21,7 @@ from app.domains.users.models import User
 from app.domains.users.service import APIKeyService
 from app.infrastructure.config import Settings
 from app.infrastructure.database import Database
+from app.infrastructure.log_format import ReadableFormatter
 from tests.clerk_helpers import ALLOWED_ORIGIN, ISSUER, WEBHOOK_SECRET, SigningKey, session_claims, svix_headers
 from tests.helpers import settings_for
 
@@ -131,6 +132,15 @@ def test_production_writes_one_json_line_per_request(
     assert first["msg"].startswith("GET /api/users/me 200 ")
     assert isinstance(first["latency_ms"], float)
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00", first["ts"])
+
+
+def test_a_path_cannot_forge_a_line_in_the_readable_format() -> None:
+    """Request paths are decoded (`%0a` is a newline); JSON escapes them, and so must the dev format."""
+    record = logging.LogRecord("app.access", logging.INFO, "", 0, "GET %s 404", ("/x\nINFO forged\x00",), None)
+    line = ReadableFormatter().format(record)
+    assert "\n" not in line
+    assert "\x00" not in line
+    assert line.endswith("GET /x\\x0aINFO forged\\x00 404")
 
 
 def test_no_secret_reaches_the_logs(
