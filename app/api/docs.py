@@ -69,7 +69,7 @@ _SERVED = (".js", ".css", ".png")
 # The files, by name, read once at import: a request can only ever name one of these (no path is
 # built from the URL, so no traversal, and a NUL or a 5 000-character name is just a 404).
 _ASSETS = {path.name: path.read_bytes() for path in ASSETS.iterdir() if path.suffix in _SERVED}
-_MEDIA_TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8", ".png": "image/png"}
+_MEDIA_TYPES = {".js": "text/javascript", ".css": "text/css", ".png": "image/png"}  # Litestar adds the charset
 
 
 @get(f"{ASSETS_URL}/{{name:str}}", include_in_schema=False, opt={"exclude_from_auth": True}, sync_to_thread=False)

@@ -17,6 +17,8 @@ from typing import Any
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, HTTPScope, Message, Receive, Scope, Send
 
+from app.infrastructure.log_format import ACCESS_LOGGER
+
 REQUEST_ID_HEADER = "X-Request-ID"
 _REQUEST_ID_HEADER_NAME = REQUEST_ID_HEADER.lower().encode()
 _SANE_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:/+=-]{1,128}")
@@ -25,7 +27,7 @@ _SANE_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:/+=-]{1,128}")
 REQUEST_ID = "request_id"
 UNIT_OF_WORK = "unit_of_work"
 
-logger = logging.getLogger("app.access")
+logger = logging.getLogger(ACCESS_LOGGER)
 
 
 def request_id(scope: Scope) -> str:

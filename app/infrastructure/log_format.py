@@ -13,8 +13,9 @@ from datetime import UTC, datetime
 
 import msgspec
 
+ACCESS_LOGGER = "app.access"
 REQUEST_FIELDS = ("request_id", "method", "path", "status", "latency_ms", "user_id")
-_encoder = msgspec.json.Encoder()
+_encoder = msgspec.json.Encoder(enc_hook=str)  # a library's `extra` may hold anything (a Path, ...)
 
 
 class BackgroundStreamHandler(logging.Handler):
@@ -39,7 +40,11 @@ class BackgroundStreamHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         # The message is rendered now (its arguments may change later); the same text either way.
-        record.msg, record.args = record.getMessage(), None
+        try:
+            record.msg, record.args = record.getMessage(), None
+        except Exception:  # logging's rule: a bad log call is reported, never raised into the caller
+            self.handleError(record)
+            return
         self._records.append(record)
 
     def flush(self) -> None:
@@ -115,12 +120,15 @@ class ReadableFormatter(logging.Formatter):
             for name in ("request_id", "user_id")
             if fields.get(name) is not None and f"{name}=" not in record.message
         ]
-        return _CONTROL_CHARACTERS.sub(_escaped, " ".join([line, *context]))
+        line = " ".join([line, *context])
+        return _CONTROL_CHARACTERS.sub(_escaped, line) if record.name == ACCESS_LOGGER else line
 
 
-# A request path is decoded (`%0a` is a newline): printed raw, it could forge a line of its own.
-_CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
+# The access line's path is the client's, decoded (`%0a` is a newline): printed raw, it could forge
+# a line of its own (the JSON format escapes it anyway). Other lines keep their newlines (tracebacks).
+_CONTROL_CHARACTERS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 def _escaped(match: re.Match[str]) -> str:
-    return f"\\x{ord(match.group()):02x}"
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"

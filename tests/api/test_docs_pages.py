@@ -30,7 +30,9 @@ def test_a_docs_page_loads_only_local_assets(client: TestClient, page: str) -> N
     for url in urls:
         asset = client.get(url)
         assert asset.status_code == 200, url
-        assert asset.headers["content-type"].startswith(ASSET_TYPES[url[url.rindex(".") :]]), url
+        media_type, *parameters = asset.headers["content-type"].split("; ")
+        assert media_type == ASSET_TYPES[url[url.rindex(".") :]], url
+        assert parameters in ([], ["charset=utf-8"]), asset.headers["content-type"]
         assert len(asset.content) > 500, url
 
 

@@ -7,6 +7,7 @@ import json
 import logging
 import re
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import psycopg2
 import pytest
@@ -21,7 +22,7 @@ from app.domains.users.models import User
 from app.domains.users.service import APIKeyService
 from app.infrastructure.config import Settings
 from app.infrastructure.database import Database
-from app.infrastructure.log_format import ReadableFormatter
+from app.infrastructure.log_format import BackgroundStreamHandler, JsonFormatter, ReadableFormatter
 from tests.clerk_helpers import ALLOWED_ORIGIN, ISSUER, WEBHOOK_SECRET, SigningKey, session_claims, svix_headers
 from tests.helpers import settings_for
 
@@ -141,6 +142,22 @@ def test_a_path_cannot_forge_a_line_in_the_readable_format() -> None:
     assert "\n" not in line
     assert "\x00" not in line
     assert line.endswith("GET /x\\x0aINFO forged\\x00 404")
+
+
+def test_a_bad_log_call_is_reported_not_raised(capsys: pytest.CaptureFixture[str]) -> None:
+    handler = BackgroundStreamHandler()
+    handler.setFormatter(JsonFormatter())
+    try:
+        handler.handle(logging.LogRecord("lib", logging.INFO, "", 0, "value %d", ("x",), None))
+        odd = logging.LogRecord("lib", logging.INFO, "", 0, "saved", (), None)
+        odd.path = Path("var/report.csv")  # a library's `extra` with a value JSON cannot hold as such
+        handler.handle(odd)
+        handler.flush()
+    finally:
+        handler.close()
+    written = capsys.readouterr().err
+    assert "--- Logging error ---" in written  # logging's own report of the bad call
+    assert json.loads(written.strip().splitlines()[-1])["path"] == "var/report.csv"
 
 
 def test_no_secret_reaches_the_logs(
