@@ -10,7 +10,7 @@ The fake keys cannot be used: they all store the argon2 hash of one random secre
 discarded per run (argon2 costs ~100 ms a key: 10 000 real ones would take ~17 minutes).
 `task generate-user` makes a usable one.
 
-A development tool beside the factories (polyfactory is a dev dependency, absent from the images).
+A development tool beside the factories: fake data belongs in development databases only.
 """
 
 import argparse

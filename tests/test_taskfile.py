@@ -63,7 +63,8 @@ def test_dev_serves_on_port_and_host_from_the_environment() -> None:
     assert "--host 10.1.2.3 --port 9123" in result.stderr
 
 
-def test_exit_code_flag_passes_the_commands_status_on() -> None:
-    """go-task's own status for any failure is 201; CI and scripts call `task -x` to get the command's."""
-    result = _task("-x", "generate-user", "--", "--email", "a@example.com", "--role", "emperor")
+def test_exit_code_flag_passes_the_commands_status_on(tmp_path: Path) -> None:
+    """go-task's own status for any failure is 201; scripts call `task -x` to get the command's."""
+    database = {"DATABASE_URL": f"sqlite:///{tmp_path / 'app.db'}"}  # generate-user migrates first
+    result = _task("-x", "generate-user", "--", "--email", "a@example.com", "--role", "emperor", env=database)
     assert result.returncode == 2, result.stderr  # argparse's status for a bad choice
