@@ -46,8 +46,8 @@ class Settings(BaseSettings):
     argon2_memory_cost_kib: int = Field(default=64 * 1024, ge=8)
     # At most this many argon2 verifications at once (each takes ARGON2_MEMORY_COST_KIB and a core).
     argon2_max_concurrent: int = Field(default=2, ge=1, le=64)
-    # Failed API-key authentications allowed per minute, per client address and per key prefix,
-    # before the next ones are refused with 429 (counted per process). Known keys are never refused.
+    # Failed API-key authentications a minute, per client address and per key prefix, before their
+    # refusals are 429s instead of 401s (counted per process). A valid key is always checked.
     auth_failures_per_client: int = Field(default=20, ge=1)
     auth_failures_per_key: int = Field(default=10, ge=1)
 

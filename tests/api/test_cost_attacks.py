@@ -1,5 +1,6 @@
-"""Wrong secrets are cheap to refuse, for everyone else's sake: limited per client and per key
-prefix (429), never at the expense of a key already verified, and argon2 runs bounded and once per key."""
+"""Wrong secrets are cheap to refuse, for everyone else's sake: the key's stored check refuses them
+without argon2, limits per client and per key prefix turn the refusals into 429s, a valid key is
+never refused because of anyone's failures, and argon2 runs bounded and once per key."""
 
 import logging
 import threading
@@ -9,9 +10,13 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from litestar.testing import TestClient
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
 from app.api.main import create_app
 from app.bootstrap import Container, bootstrap
+from app.domains.users.api_keys import secret_check
+from app.domains.users.models import APIKey
 from app.infrastructure.config import Settings
 from app.infrastructure.hashing import APIKeyHasher
 from tests.helpers import CHEAP_ARGON2, settings_for
@@ -60,7 +65,7 @@ def test_wrong_secrets_for_a_prefix_are_refused_without_hashing_once_over_the_li
     assert client.get("/api/users/me", headers=headers).status_code == 200  # verified once: remembered
     statuses = [client.get("/api/users/me", headers={"X-API-Key": _wrong(key)}).status_code for _ in range(8)]
     assert statuses == [401] * 3 + [429] * 5
-    assert counting.calls == 1 + 3  # the genuine key once, then only the three allowed failures
+    assert counting.calls == 1  # the genuine key once: no wrong secret reaches argon2
     refused = client.get("/api/users/me", headers={"X-API-Key": _wrong(key)})
     assert 0 < int(refused.headers["retry-after"]) <= 60
     assert refused.json()["status"] == 429
@@ -74,7 +79,7 @@ def test_one_client_spraying_wrong_secrets_is_limited_across_prefixes(limited, a
     statuses = [client.get("/api/users/me", headers={"X-API-Key": _wrong(k)}).status_code for k in keys * 2]
     assert statuses[:5] == [401] * 5
     assert set(statuses[5:]) == {429}
-    assert counting.calls == 5
+    assert counting.calls == 0
 
 
 def test_concurrent_first_uses_of_a_new_key_cost_one_argon2_and_runs_are_bounded(limited, as_user: Callable) -> None:
@@ -88,6 +93,46 @@ def test_concurrent_first_uses_of_a_new_key_cost_one_argon2_and_runs_are_bounded
     with ThreadPoolExecutor(max_workers=6) as pool:
         assert set(pool.map(lambda h: client.get("/api/users/me", headers=h).status_code, others)) == {200}
     assert counting.most <= container.settings.argon2_max_concurrent
+
+
+def test_nobody_locks_out_a_valid_key_from_its_address_or_with_its_prefix(limited, as_user: Callable) -> None:
+    """Every request of the TestClient comes from one address, as behind a proxy without
+    X-Forwarded-For: an attacker with two keys of its own fails over and over on them and on a
+    victim's prefix (shown in listings); the victim's key, never used yet, still works at once."""
+    client, _, counting = limited
+    own = [as_user()[1]["X-API-Key"] for _ in range(2)]
+    _, victim = as_user()
+    for key in [*own, victim["X-API-Key"]] * 10:
+        assert client.get("/api/users/me", headers={"X-API-Key": _wrong(key)}).status_code in {401, 429}
+    assert client.get("/api/users/me", headers={"X-API-Key": _wrong(own[0])}).status_code == 429
+    assert counting.calls == 0
+    assert client.get("/api/users/me", headers=victim).status_code == 200  # its first use, in this process
+    assert [client.get("/api/users/me", headers={"X-API-Key": key}).status_code for key in own] == [200, 200]
+    assert counting.calls == 3  # one argon2 per valid key, none for the 30 wrong secrets
+
+
+def test_a_key_from_before_secret_checks_is_limited_until_its_first_use_fills_the_check_in(
+    limited, as_user: Callable, settings: Settings, database
+) -> None:
+    client, _, counting = limited
+    _, headers = as_user()
+    key = headers["X-API-Key"]
+    with database.engine.begin() as connection:
+        connection.execute(update(APIKey).values(secret_check=None))  # as the migration leaves old keys
+    statuses = [client.get("/api/users/me", headers={"X-API-Key": _wrong(key)}).status_code for _ in range(4)]
+    assert statuses == [401] * 3 + [429]
+    assert counting.calls == 3  # argon2 is all such a key has, so its failures are limited before it
+    assert client.get("/api/users/me", headers=headers).status_code == 429  # the price, until its first use
+
+    fresh = bootstrap(settings_for(settings.database_url))  # another process, with clean counts
+    with TestClient(create_app(container=fresh)) as other:
+        assert other.get("/api/users/me", headers=headers).status_code == 200
+    fresh.dispose()
+    with Session(database.engine) as session:
+        assert session.scalars(select(APIKey.secret_check)).one() == secret_check(key)
+    calls = counting.calls
+    assert client.get("/api/users/me", headers={"X-API-Key": _wrong(key)}).status_code == 429
+    assert counting.calls == calls  # checked now: wrong secrets cost no argon2 any more
 
 
 def test_a_refused_authentication_is_one_log_line_without_the_secret(

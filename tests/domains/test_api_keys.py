@@ -1,5 +1,6 @@
 """API keys: issuing, authenticating (expiry, revocation, wrong secret, unknown prefix), caching."""
 
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
@@ -12,12 +13,13 @@ from app.domains.base.exceptions import ConflictError, DomainValidationError, No
 from app.domains.base.lists import ListParams
 from app.domains.base.permissions import permissions
 from app.domains.base.unit_of_work import UnitOfWork
-from app.domains.users.api_keys import KeyHasher, api_key_prefix, generate_api_key
+from app.domains.users.api_keys import KeyHasher, api_key_prefix, generate_api_key, secret_check
 from app.domains.users.exceptions import InvalidAPIKeyError
 from app.domains.users.models import APIKey, User
 from app.domains.users.permissions import UserPermission
 from app.domains.users.schemas import APIKeyCreate
 from app.domains.users.service import APIKeyService, UserService
+from app.infrastructure.attempts import AttemptLimiter
 from app.infrastructure.hashing import APIKeyHasher
 from tests.conftest import actor_of
 from tests.helpers import CHEAP_ARGON2
@@ -233,10 +235,11 @@ def test_a_verified_key_costs_argon2_once_per_process(container, make_user: Call
         with api_keys(Actor.anonymous())[0] as uow:
             uow.service(APIKeyService).authenticate(key)
     assert counting.calls == 1
-    # A wrong secret under the same prefix is never answered from memory.
+    # A wrong secret under the same prefix is never answered from memory, and its stored check
+    # refuses it without argon2.
     with pytest.raises(InvalidAPIKeyError), api_keys(Actor.anonymous())[0] as uow:
         uow.service(APIKeyService).authenticate(key[:-1] + ("A" if key[-1] != "A" else "B"))
-    assert counting.calls == 2
+    assert counting.calls == 1
 
 
 def test_memory_of_verified_keys_is_bounded() -> None:
@@ -263,3 +266,29 @@ def test_new_key_checks_like_issue_and_bulk_create_refuses_an_unknown_owner(
     orphan = {**values, "user_id": generate_uuid(), "key_hash": "x"}
     with pytest.raises(ConflictError):
         keys_for(Actor.system()).create_many_if_absent([orphan])
+
+
+def test_a_key_stores_a_short_check_of_its_secret_and_never_the_secret(
+    keys_for: Callable[..., APIKeyService], make_user: Callable[..., User]
+) -> None:
+    service = keys_for(make_user(), frozenset({UserPermission.USERS_READ}))
+    row, key = service.issue(APIKeyCreate(name="checked"))
+    assert row.secret_check == secret_check(key)
+    assert len(row.secret_check) == 8  # 32 bits of a 256-bit secret: nothing usable
+    assert row.secret_check not in key
+
+
+def test_failure_counts_forget_what_the_window_left_behind() -> None:
+    limiter = AttemptLimiter(per_client=2, per_key=2, window_seconds=0.05)
+    for client in range(100):
+        assert limiter.retry_after(str(client), "sk_prefix") is None
+    assert limiter._failures == {}  # asking stores nothing
+    assert [limiter.failed("10.0.0.1", "sk_a") for _ in range(3)] == [None, None, 1]
+    assert limiter.failed("10.0.0.1", "sk_b") == 1  # the client is at its limit, whatever the prefix
+    time.sleep(0.06)
+    assert limiter.retry_after("10.0.0.1", "sk_a") is None
+    many = AttemptLimiter(per_client=1, per_key=1, window_seconds=0.01, prune_above=50)
+    for client in range(500):
+        many.failed(str(client), f"sk_{client}")
+        time.sleep(0.0002)
+    assert len(many._failures) < 500  # expired slots were dropped along the way

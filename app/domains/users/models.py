@@ -43,6 +43,9 @@ class APIKey(APIKeyBase, TableBase, table=True):
     parent_id: UUID | None = Field(default=None, foreign_key="api_keys.id", ondelete="CASCADE", index=True)
     prefix: str = Field(max_length=32, unique=True, index=True)
     key_hash: str = Field(max_length=255)
+    # `secret_check(key)`: wrong secrets are refused without argon2. None on keys made before it
+    # existed, until their first successful use fills it in.
+    secret_check: str | None = Field(default=None, max_length=8)
     scopes: list[str] = Field(default_factory=list, sa_type=sa.JSON)
     expires_at: datetime | None = Field(default=None, index=True)
     revoked_at: datetime | None = None

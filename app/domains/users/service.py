@@ -1,7 +1,8 @@
 """Use cases of the users domain, shared by the API, the CLI and the flows."""
 
+import hmac
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NoReturn
 from uuid import UUID
 
 from sqlalchemy import ColumnElement, bindparam, delete, func, select, update
@@ -20,7 +21,7 @@ from app.domains.base.models import utcnow
 from app.domains.base.permissions import permissions
 from app.domains.base.service import Service
 from app.domains.base.unit_of_work import UnitOfWork
-from app.domains.users.api_keys import FailedAttempts, KeyHasher, api_key_prefix, generate_api_key
+from app.domains.users.api_keys import FailedAttempts, KeyHasher, api_key_prefix, generate_api_key, secret_check
 from app.domains.users.exceptions import InvalidAPIKeyError
 from app.domains.users.models import APIKey, User
 from app.domains.users.repository import APIKeyRepository, UserRepository
@@ -48,6 +49,12 @@ def _normalized(data: Any) -> Any:
     if isinstance(data, dict) and isinstance(data.get("email"), str):
         data = {**data, "email": data["email"].strip().lower()}
     return data
+
+
+def _refuse(attempts: FailedAttempts, client: str | None, prefix: str) -> NoReturn:
+    if (wait := attempts.failed(client, prefix)) is not None:
+        raise TooManyAttemptsError(wait)
+    raise InvalidAPIKeyError("invalid API key")
 
 
 def is_usable(user: User) -> bool:
@@ -198,8 +205,8 @@ class APIKeyService(Service[APIKey]):
         return self.create({**values, "key_hash": self.hasher.hash(key)}), key
 
     def new_key(self, data: APIKeyCreate) -> tuple[dict[str, Any], str]:
-        """The checked values of a new key owned by the actor (all but its hash) and the full key;
-        nothing is hashed or stored. `issue` is the way to create one."""
+        """The checked values of a new key owned by the actor (all but its slow hash) and the full key;
+        nothing is stored. `issue` is the way to create one."""
         actor = self.actor
         if actor.user_id is None:
             raise PermissionDeniedError("an API key must belong to a user")
@@ -216,10 +223,27 @@ class APIKeyService(Service[APIKey]):
             "parent_id": actor.api_key_id,
             "name": data.name,
             "prefix": generated.prefix,
+            "secret_check": secret_check(generated.key),
             "scopes": scopes,
             "expires_at": expires_at,
         }
         return values, generated.key
+
+    def _verify_secret(self, raw_key: str, key: APIKey, client: str | None) -> None:
+        """argon2 (~100 ms) runs only for a secret that passes the key's stored check, so a wrong
+        secret costs a SHA-256, and a valid key is checked whatever others' failures: limits only
+        turn the refusal of a wrong secret from 401 into 429."""
+        attempts = self.uow.resource(FailedAttempts)  # type: ignore[type-abstract]  # a Protocol as the key
+        check = secret_check(raw_key)
+        if key.secret_check is None:  # a key from before checks: argon2 is all there is, so limit first
+            if (wait := attempts.retry_after(client, key.prefix)) is not None:
+                raise TooManyAttemptsError(wait)
+        elif not hmac.compare_digest(check, key.secret_check):
+            _refuse(attempts, client, key.prefix)
+        if not self.hasher.verify(raw_key, key.key_hash):
+            _refuse(attempts, client, key.prefix)
+        if key.secret_check is None:
+            key.secret_check = check  # written with the unit of work's commit
 
     def _bounded_by_parent(self, expires_at: datetime | None) -> datetime | None:
         """A key created with a key expires no later than it (by default, with it)."""
@@ -283,13 +307,8 @@ class APIKeyService(Service[APIKey]):
             raise InvalidAPIKeyError("API key expired")
         if not is_usable(user):
             raise InvalidAPIKeyError("the key's user is inactive")
-        if not self.hasher.is_remembered(raw_key, key.key_hash):  # argon2 ahead: it costs ~100 ms
-            attempts = self.uow.resource(FailedAttempts)  # type: ignore[type-abstract]  # a Protocol as the key
-            if (wait := attempts.retry_after(client, prefix)) is not None:
-                raise TooManyAttemptsError(wait)
-            if not self.hasher.verify(raw_key, key.key_hash):
-                attempts.failed(client, prefix)
-                raise InvalidAPIKeyError("invalid API key")
+        if not self.hasher.is_remembered(raw_key, key.key_hash):
+            self._verify_secret(raw_key, key, client)
         keep_actor_row(self.session, user)
         if key.last_used_at is None or now - key.last_used_at >= LAST_USED_PRECISION:
             key.last_used_at = now  # written with the unit of work's commit
