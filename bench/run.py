@@ -3,7 +3,8 @@
 What it measures, in one run:
 
 1. GET /api/users/me with a Clerk session token (real RS256, verified with the PEM key);
-2. the same with an API key (argon2 defaults; the app remembers a key once verified);
+2. the same with an API key (argon2 defaults; the app remembers a key once verified), then the cost
+   attack: a flood of wrong secrets for that key's prefix against a flood without credentials;
 3. GET /api/users?limit=50 as an admin (API key), at 1 k and at 100 k users;
 4. signed `POST /webhooks/clerk` `user.updated` deliveries per second: one per user, each with its
    own svix-id and a real Svix signature; afterwards the `processed` rows must equal the 200s;
@@ -162,6 +163,36 @@ def median_result(results: list[LoadResult]) -> LoadResult:
     return sorted(results, key=lambda result: result.rate)[len(results) // 2]
 
 
+def measured_load(server: Server, path: str, headers: dict[str, str]) -> LoadResult:
+    """One round of load, with the server's CPU time per response."""
+    cpu_before = process_cpu_seconds(server.process.pid)
+    result = load(server.port, path, headers, SECONDS, CONNECTIONS, LOAD_CPU)
+    cpu = process_cpu_seconds(server.process.pid) - cpu_before
+    return replace(result, cpu_us=cpu * 1e6 / result.requests if result.requests else None)
+
+
+def refusals(app: Server, path: str, key: str) -> Scenario:
+    """The cost attack: wrong secrets for a real key's prefix (its owner's own, or a victim's seen in
+    a listing) against the same flood without credentials (the baseline column). Both are refused:
+    401, then 429 past the failure limits; the median of ROUNDS alternating rounds of each."""
+    wrong = key[:-1] + ("A" if key[-1] != "A" else "B")
+    floods = {"wrong secret": {"X-API-Key": wrong}, "no credential": {}}
+    rounds: dict[str, list[LoadResult]] = {name: [] for name in floods}
+    for name, headers in floods.items():
+        status, body = probe(app, path, headers)
+        if status not in {401, 429}:
+            failure = report_failure(app, path, f"{name} answered {status}: {body[:300]}")
+            return Scenario("401s: wrong secret (vs none)", LoadResult(0, 0, 0.0, 0.0, 0.0, failure))
+    for _ in range(ROUNDS):
+        for name, headers in floods.items():
+            rounds[name].append(replace(measured_load(app, path, headers), failure=None))  # all refusals
+    scenario = Scenario(
+        "401s: wrong secret (vs none)", median_result(rounds["wrong secret"]), median_result(rounds["no credential"])
+    )
+    print(scenario_line(scenario))
+    return scenario
+
+
 def compare(name: str, app: Server, bare: Server, path: str, headers: dict[str, str]) -> Scenario:
     """ROUNDS rounds, each the baseline then the app for SECONDS: both see the same machine load."""
     for server in (bare, app):
@@ -170,10 +201,7 @@ def compare(name: str, app: Server, bare: Server, path: str, headers: dict[str, 
     rounds: dict[str, list[LoadResult]] = {"bare": [], "app": []}
     for _ in range(ROUNDS):
         for server in (bare, app):
-            cpu_before = process_cpu_seconds(server.process.pid)
-            result = load(server.port, path, headers, SECONDS, CONNECTIONS, LOAD_CPU)
-            cpu = process_cpu_seconds(server.process.pid) - cpu_before
-            result = replace(result, cpu_us=cpu * 1e6 / result.requests if result.requests else None)
+            result = measured_load(server, path, headers)
             if result.failure:
                 result = replace(result, failure=report_failure(server, path, result.failure))
                 return Scenario(name, result, None)
@@ -223,9 +251,16 @@ def targets(scenarios: dict[str, Scenario], webhook: Scenario, cold_start: float
     token_ratio = token.ratio or 0.0
     key_ratio = ratio(key.app.rate, token.app.rate)
     growth = ratio(large.app.p50_ms, small.app.p50_ms) if small.app.p50_ms else float("inf")
+    refused, valid = scenarios["refusals"].app.cpu_us or float("inf"), key.app.cpu_us or 0.0
     return [
         Target("Clerk-token /me vs bare", ">= 0.85x", f"{token_ratio:.2f}x", token_ratio >= 0.85),
         Target("API-key /me vs Clerk-token /me (app)", ">= 0.90x", f"{key_ratio:.2f}x", key_ratio >= 0.90),
+        Target(
+            "CPU of a wrong-secret refusal vs an API-key /me (app)",
+            "<= 1x (a member's own requests cost that)",
+            f"{refused:.0f} µs vs {valid:.0f} µs",
+            refused <= valid,
+        ),
         Target("list p50 at 100k / at 1k (app)", "<= 2x", f"{growth:.2f}x", growth <= 2),
         Target("webhook deliveries", ">= 300 events/s", f"{webhook.app.rate:.0f} events/s", webhook.app.rate >= 300),
         Target(
@@ -249,6 +284,7 @@ def run_scenarios(env: dict[str, str], engine: Engine, token: str, member_key: s
             "key": compare("/me, API key", app, bare, me, {"X-API-Key": member_key}),
         }
         print(f"  API key / Clerk token (app): {ratio(found['key'].app.rate, found['token'].app.rate):.2f}x")
+        found["refusals"] = refusals(app, me, member_key)
         found["list_1k"] = compare("list 50, 1k users", app, bare, users_page, {"X-API-Key": admin_key})
         add_bulk_users(engine, 100_000)
         found["list_100k"] = compare("list 50, 100k users", app, bare, users_page, {"X-API-Key": admin_key})

@@ -19,6 +19,9 @@ class APIKeyHasher:
     def __init__(self, time_cost: int, memory_cost_kib: int, remember: int = 10_000, concurrent: int = 2) -> None:
         self._argon2 = PasswordHasher(time_cost=time_cost, memory_cost=memory_cost_kib)
         self._verified: dict[bytes, str] = {}
+        # prefix -> its key's `secret_check`, learnt when a wrong secret was refused: further wrong
+        # secrets for that prefix are refused without reading the row.
+        self._checks: dict[str, str] = {}
         self._remember = remember
         self._lock = threading.Lock()
         # At most `concurrent` argon2 runs at once: they cannot take every worker's CPU and memory.
@@ -30,6 +33,17 @@ class APIKeyHasher:
         """Verified before in this process: no argon2 needed."""
         remembered = self._verified.get(hashlib.sha256(key.encode()).digest())
         return remembered is not None and hmac.compare_digest(remembered, stored_hash)
+
+    def refuses_at_once(self, prefix: str, check: str) -> bool:
+        """A secret whose check differs from the one its prefix was seen with: certainly wrong."""
+        known = self._checks.get(prefix)
+        return known is not None and not hmac.compare_digest(known, check)
+
+    def learn_check(self, prefix: str, check: str) -> None:
+        with self._lock:
+            if prefix not in self._checks and len(self._checks) >= self._remember:
+                self._checks.pop(next(iter(self._checks)))
+            self._checks[prefix] = check
 
     def hash(self, key: str) -> str:
         return self._argon2.hash(key)

@@ -19,7 +19,7 @@ from app.domains.users.api_keys import secret_check
 from app.domains.users.models import APIKey
 from app.infrastructure.config import Settings
 from app.infrastructure.hashing import APIKeyHasher
-from tests.helpers import CHEAP_ARGON2, settings_for
+from tests.helpers import CHEAP_ARGON2, recorded, settings_for
 
 
 class CountingArgon2:
@@ -109,6 +109,19 @@ def test_nobody_locks_out_a_valid_key_from_its_address_or_with_its_prefix(limite
     assert client.get("/api/users/me", headers=victim).status_code == 200  # its first use, in this process
     assert [client.get("/api/users/me", headers={"X-API-Key": key}).status_code for key in own] == [200, 200]
     assert counting.calls == 3  # one argon2 per valid key, none for the 30 wrong secrets
+
+
+def test_wrong_secrets_for_a_prefix_refused_once_cost_no_query(limited, as_user: Callable, database) -> None:
+    client, _, counting = limited
+    _, headers = as_user()
+    key = headers["X-API-Key"]
+    assert client.get("/api/users/me", headers={"X-API-Key": _wrong(key)}).status_code == 401  # reads the row
+    with recorded(database) as seen:
+        statuses = {client.get("/api/users/me", headers={"X-API-Key": _wrong(key)}).status_code for _ in range(5)}
+    assert statuses == {401, 429}
+    assert seen["statements"] == []  # refused from what the first refusal learnt: no session, no query
+    assert client.get("/api/users/me", headers=headers).status_code == 200  # the right secret still passes
+    assert counting.calls == 1
 
 
 def test_a_key_from_before_secret_checks_is_limited_until_its_first_use_fills_the_check_in(

@@ -24,6 +24,14 @@ class KeyHasher(Protocol):
         """Verified before: checking it again costs nothing."""
         ...
 
+    def refuses_at_once(self, prefix: str, check: str) -> bool:
+        """The prefix's key is known to have another `secret_check`: the secret is wrong."""
+        ...
+
+    def learn_check(self, prefix: str, check: str) -> None:
+        """Remember a key's `secret_check` (after refusing a wrong secret for it)."""
+        ...
+
 
 class FailedAttempts(Protocol):
     """Failed authentications per client and per key prefix (the infrastructure keeps the counts)."""

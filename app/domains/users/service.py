@@ -239,6 +239,7 @@ class APIKeyService(Service[APIKey]):
             if (wait := attempts.retry_after(client, key.prefix)) is not None:
                 raise TooManyAttemptsError(wait)
         elif not hmac.compare_digest(check, key.secret_check):
+            self.hasher.learn_check(key.prefix, key.secret_check)  # the next wrong ones cost no query
             _refuse(attempts, client, key.prefix)
         if not self.hasher.verify(raw_key, key.key_hash):
             _refuse(attempts, client, key.prefix)
@@ -296,6 +297,8 @@ class APIKeyService(Service[APIKey]):
         prefix = api_key_prefix(raw_key)
         if prefix is None:
             raise InvalidAPIKeyError("malformed API key")
+        if self.hasher.refuses_at_once(prefix, secret_check(raw_key)):  # a flood on a known prefix
+            _refuse(self.uow.resource(FailedAttempts), client, prefix)  # type: ignore[type-abstract]
         found = self.session.execute(_KEY_WITH_USER, {"prefix": prefix}).one_or_none()
         if found is None:
             raise InvalidAPIKeyError("invalid API key")
