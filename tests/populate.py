@@ -10,7 +10,12 @@ The fake keys cannot be used: they all store the argon2 hash of one random secre
 discarded per run (argon2 costs ~100 ms a key: 10 000 real ones would take ~17 minutes).
 `task generate-user` makes a usable one.
 
-A development tool beside the factories: fake data belongs in development databases only.
+A development tool beside the factories: fake data belongs in development databases only, and it
+refuses any other before it connects (`development_database_refusal`): ENVIRONMENT must be
+development (its default) and DATABASE_URL a SQLite file or a PostgreSQL database whose name ends in
+`_dev` or `_test`. Not judged by host: production databases are often reached on 127.0.0.1 through an
+SSH tunnel or a cloud SQL proxy. `--check` only applies that test; `task populate` runs it before
+`alembic upgrade`, so a refused target is not even migrated.
 """
 
 import argparse
@@ -27,7 +32,8 @@ from datetime import timedelta
 from typing import TextIO
 
 from advanced_alchemy.exceptions import RepositoryError
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlmodel import col
 
 from app.bootstrap import Container, bootstrap
@@ -38,7 +44,7 @@ from app.domains.users.models import User
 from app.domains.users.permissions import UserPermission
 from app.domains.users.schemas import APIKeyCreate, UserCreate
 from app.domains.users.service import APIKeyService, UserService
-from app.infrastructure.config import get_settings
+from app.infrastructure.config import Settings, get_settings
 from tests.factories import UserFactory
 
 DEFAULT_COUNT = 100
@@ -56,6 +62,9 @@ KEY_SCOPES: tuple[list[str] | None, ...] = (
 )
 KEY_LIFETIMES = (None, timedelta(days=30), timedelta(days=365))
 USABLE_KEY_HINT = "for a usable key: task generate-user -- --email you@example.com"
+DEVELOPMENT_NAME = re.compile(r".+_(dev|test)")  # PostgreSQL databases populate may fill
+# Connection parameters that would pick another database than the URL's path names.
+DATABASE_CHOOSING_PARAMETERS = frozenset({"dbname", "database", "service"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,6 +189,31 @@ def _key_values(uow: UnitOfWork, owner: User, request: APIKeyCreate, key_hash: s
     return {**values, "key_hash": key_hash}
 
 
+def development_database_refusal(settings: Settings) -> str | None:
+    """Why the settings' database is not one populate may fill (None: it may). Reads no database."""
+    if not settings.is_development:
+        return f"populate fills development databases only (ENVIRONMENT={settings.environment})"
+    reason = _not_a_development_database(settings.database_url)
+    return None if reason is None else f"populate fills development databases only: {reason}"
+
+
+def _not_a_development_database(database_url: str) -> str | None:
+    try:
+        url = make_url(database_url)
+    except ArgumentError:
+        return "DATABASE_URL is not a database URL"
+    backend = url.get_backend_name()
+    if backend == "sqlite":
+        return None
+    if backend != "postgresql":
+        return f"{backend} is neither SQLite nor PostgreSQL"
+    if chosen_elsewhere := sorted(DATABASE_CHOOSING_PARAMETERS & {name.lower() for name in url.query}):
+        return f"DATABASE_URL chooses the database with {', '.join(chosen_elsewhere)}"
+    if DEVELOPMENT_NAME.fullmatch(name := url.database or ""):
+        return None
+    return f"the PostgreSQL database {name!r} is not named *_dev or *_test"
+
+
 def _whole_number(minimum: int):
     def parse(value: str) -> int:
         try:
@@ -202,15 +236,20 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--batch-size", type=_whole_number(1), default=DEFAULT_BATCH_SIZE, help="users per transaction")
     parser.add_argument("--quiet", action="store_true", help="no progress bar (there is none off a terminal either)")
+    parser.add_argument(
+        "--check", action="store_true", help="only check that DATABASE_URL is a development database; touch nothing"
+    )
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     settings = get_settings()
-    if not settings.is_development:
-        print(f"error: populate fills development databases only (ENVIRONMENT={settings.environment})", file=sys.stderr)
+    if (refusal := development_database_refusal(settings)) is not None:
+        print(f"error: {refusal}", file=sys.stderr)
         return 1
+    if args.check:
+        return 0
     container = bootstrap(settings)
     progress = ProgressBar(sys.stderr, enabled=not args.quiet and sys.stderr.isatty())
     try:

@@ -3,9 +3,12 @@
 import io
 import os
 import re
+import socket
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 from alembic import command
@@ -25,6 +28,7 @@ from app.infrastructure.config import PROJECT_ROOT, get_settings
 from app.infrastructure.database import Database
 from tests import populate
 from tests.helpers import CHEAP_ARGON2, alembic_config, settings_for
+from tests.test_taskfile import _task
 
 
 def _counts(session: Session) -> tuple[int, int]:
@@ -149,4 +153,113 @@ def test_the_command_end_to_end_on_a_sqlite_file(tmp_path) -> None:
     assert (rerun.returncode, rerun.stdout) == (0, "Nothing to do: 30 users exist (target 30).\n")
     with database.session() as session:
         assert _counts(session) == (30, 3)
+    database.dispose()
+
+
+# -- development databases only, refused before anything is touched --------------------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "allowed"),
+    [
+        ("sqlite:///var/app.db", True),
+        ("sqlite://", True),
+        ("postgresql+psycopg2://app:pw@127.0.0.1:5432/app_dev", True),
+        ("postgresql+psycopg2://app:pw@db.internal/shop_test", True),  # the name decides, not the host
+        ("postgresql+psycopg2://app:pw@127.0.0.1:5432/app", False),  # a tunnel to production looks like this
+        ("postgresql+psycopg2://app:pw@127.0.0.1:5432/app_dev_copy", False),
+        ("postgresql+psycopg2://app:pw@127.0.0.1:5432/_dev", False),
+        ("postgresql+psycopg2://app:pw@127.0.0.1:5432/", False),  # libpq would pick a name of its own
+        ("postgresql+psycopg2://app:pw@127.0.0.1/app_dev?dbname=app", False),  # the query wins over the path
+        ("postgresql+psycopg2://app:pw@127.0.0.1/app_dev?service=prod", False),
+        ("mysql://app:pw@127.0.0.1/app_dev", False),
+    ],
+)
+def test_which_databases_are_development_ones(url: str, allowed: bool) -> None:
+    refusal = populate.development_database_refusal(settings_for(url))
+    assert (refusal is None) == allowed, refusal
+    if not allowed:
+        assert refusal.startswith("populate fills development databases only")
+
+
+@pytest.mark.parametrize("environment", ["staging", "production"])
+def test_a_development_name_is_refused_outside_development(environment: str) -> None:
+    settings = settings_for("postgresql+psycopg2://app:pw@127.0.0.1/app_dev").model_copy(
+        update={"environment": environment}
+    )
+    assert populate.development_database_refusal(settings) == (
+        f"populate fills development databases only (ENVIRONMENT={environment})"
+    )
+
+
+@contextmanager
+def listening_port() -> Iterator[tuple[int, Callable[[], bool]]]:
+    """A port that accepts TCP connections and never answers: `connected()` tells whether anything
+    connected to it (a PostgreSQL client would, before its first byte)."""
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(8)
+        server.setblocking(False)
+
+        def connected() -> bool:
+            try:
+                server.accept()[0].close()
+            except BlockingIOError:
+                return False
+            return True
+
+        yield server.getsockname()[1], connected
+
+
+@pytest.mark.usefixtures("environment")
+def test_a_production_looking_database_is_refused_before_connecting(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    """ENVIRONMENT unset is development (its default): the database's name is what stops it."""
+    monkeypatch.delenv("ENVIRONMENT", raising=False)
+    with listening_port() as (port, connected):
+        monkeypatch.setenv("DATABASE_URL", f"postgresql+psycopg2://app:strong-secret@127.0.0.1:{port}/app")
+        get_settings.cache_clear()
+        assert populate.main(["--count", "5"]) == 1
+        assert not connected()
+    assert "the PostgreSQL database 'app' is not named *_dev or *_test" in capsys.readouterr().err
+
+
+@pytest.mark.usefixtures("environment")
+def test_check_touches_nothing(tmp_path: Path) -> None:
+    assert populate.main(["--check", "--count", "5"]) == 0
+    assert not (tmp_path / "unmigrated.db").exists()  # not even created
+
+
+def _task_environment(database_url: str) -> dict[str, str]:
+    cheap = {name.upper(): str(value) for name, value in CHEAP_ARGON2.items()}
+    return {"DATABASE_URL": database_url, "ENVIRONMENT": "development", **cheap}
+
+
+@pytest.mark.parametrize(
+    ("environment", "name", "message"),
+    [
+        ("development", "app", "the PostgreSQL database 'app' is not named *_dev or *_test"),
+        ("staging", "app_dev", "populate fills development databases only (ENVIRONMENT=staging)"),
+    ],
+)
+def test_the_task_refuses_before_migrating(environment: str, name: str, message: str) -> None:
+    """`task populate` used to migrate first (`deps: [migrate]`): now nothing connects at all."""
+    with listening_port() as (port, connected):
+        env = {"DATABASE_URL": f"postgresql+psycopg2://app:strong-secret@127.0.0.1:{port}/{name}"}
+        result = _task("-x", "populate", "--", "--count", "5", env={**env, "ENVIRONMENT": environment})
+        assert not connected()  # alembic never ran
+    assert result.returncode == 1, result.stderr
+    assert message in result.stderr
+    assert "alembic upgrade" not in result.stderr
+
+
+def test_the_task_migrates_then_fills_a_development_database(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'dev.db'}"
+    result = _task("-x", "populate", "--", "--count", "5", "--quiet", env=_task_environment(url))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("Created 5 users and 1 API keys")
+    database = Database(settings_for(url))
+    with database.session() as session:
+        assert _counts(session) == (5, 1)
     database.dispose()

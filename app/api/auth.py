@@ -18,6 +18,7 @@ from uuid import UUID
 from litestar.connection import ASGIConnection
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
 
+from app.api.request_log import varies_by_credential
 from app.bootstrap import Container
 from app.domains.base.actors import Actor
 from app.domains.base.exceptions import AuthenticationError, PermissionDeniedError
@@ -70,6 +71,7 @@ class CredentialMiddleware(AbstractAuthenticationMiddleware):
     """Puts the request's `Credential` in `request.auth`; the actor is found in the handler's thread."""
 
     async def authenticate_request(self, connection: ASGIConnection[Any, Any, Any, Any]) -> AuthenticationResult:
+        varies_by_credential(connection.scope)  # whatever the outcome, a 401 too
         credential = read_credential(connection)
         verifier = connection.app.state.container.clerk_verifier
         if credential.kind is CredentialKind.SESSION_TOKEN and verifier is None:

@@ -16,15 +16,18 @@ from litestar.exceptions import NotFoundException
 from litestar.openapi.plugins import OpenAPIRenderPlugin, RedocRenderPlugin, SwaggerRenderPlugin
 from litestar.params import FromPath
 
+from app.api.request_log import cacheable
+
 DOCS_PATH = "/schema"
 ASSETS = Path(__file__).parent / "static" / "docs"
 ASSETS_URL = f"{DOCS_PATH}/assets"
 FAVICON = f"<link rel='icon' type='image/png' href='{ASSETS_URL}/favicon-32x32.png'>"
 # The pages may load nothing from another host: Redoc's sidebar would fetch its vendor's logo from a
 # CDN, and an asset forgotten in an upgrade would show up offline only. Their own scripts are inline.
+# No site may frame them (Swagger UI holds the credentials given to "Authorize": clickjacking bait).
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
-    "img-src 'self' data: blob:; worker-src 'self' blob:"
+    "img-src 'self' data: blob:; worker-src 'self' blob:; frame-ancestors 'none'"
 )
 
 
@@ -73,10 +76,11 @@ _MEDIA_TYPES = {".js": "text/javascript", ".css": "text/css", ".png": "image/png
 
 
 @get(f"{ASSETS_URL}/{{name:str}}", include_in_schema=False, opt={"exclude_from_auth": True}, sync_to_thread=False)
-def docs_assets(name: FromPath[str]) -> Response[bytes]:
+def docs_assets(request: Request[Any, Any, Any], name: FromPath[str]) -> Response[bytes]:
     """A vendored asset of the docs pages, cacheable for a day (they change with a release)."""
     content = _ASSETS.get(name)
     if content is None:
         raise NotFoundException("no such asset")
+    cacheable(request.scope)
     media_type = _MEDIA_TYPES[Path(name).suffix]
     return Response(content, media_type=media_type, headers={"Cache-Control": "public, max-age=86400"})

@@ -27,6 +27,7 @@ from app.domains.base.exceptions import (
     TooManyAttemptsError,
 )
 from app.infrastructure.database_errors import describe, involves_database, is_outage, redacted_traceback
+from app.infrastructure.log_format import Verbatim
 from app.infrastructure.svix import WebhookRejected
 
 logger = logging.getLogger(__name__)
@@ -130,14 +131,14 @@ outages = OutageLog()
 def _database_unavailable(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
     """An unreachable, frozen or failing database, a pool with no free connection: retry later.
 
-    One line per failure (with the request id); the traceback once per outage, not per request.
+    One line per failure (the request id is a field of the record); the traceback once per outage,
+    not per request.
     Neither names the statement's parameters (see `describe`).
     """
     rid = request_id(request.scope)  # the access line's id; the response carries it in X-Request-ID
-    trace = f"\n{redacted_traceback(exc)}" if outages.starts_outage() else ""
+    trace = Verbatim(f"\n{redacted_traceback(exc)}" if outages.starts_outage() else "")
     logger.warning(
-        "database unavailable: request_id=%s %s %s: %s%s",
-        rid,
+        "database unavailable: %s %s: %s%s",
         request.method,
         request.url.path,
         describe(exc),
@@ -165,8 +166,8 @@ def _unexpected_error(request: Request[Any, Any, Any], exc: Exception) -> Respon
     if is_outage(exc):  # a driver error that escaped SQLAlchemy, a wrapped one: still an outage
         return _database_unavailable(request, exc)
     if involves_database(exc):  # the driver's messages quote the statement's values: redacted
-        trace = redacted_traceback(exc)
-        logger.error("unhandled error on %s %s: %s\n%s", request.method, request.url.path, describe(exc), trace)
+        trace = Verbatim(f"\n{redacted_traceback(exc)}")
+        logger.error("unhandled error on %s %s: %s%s", request.method, request.url.path, describe(exc), trace)
     else:
         logger.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return problem(500, "internal server error")

@@ -3,9 +3,19 @@
 Litestar's own middleware runs only on routes that matched; this layer also sees the router's 404s
 and 405s and every problem response. Per request it: gives the request its id (the client's or
 proxy's `X-Request-ID` when it is a plain token of at most 128 characters, else a new one), sets
-that header on the response, and once the response is sent logs one `app.access` record with the
-method, the path (never the query string, which may carry secrets), the status, the latency and the
-id of the user the request authenticated as. No header, cookie or body is ever logged.
+that header and the response headers below, and once the response is sent logs one `app.access`
+record with the method, the path (never the query string, which may carry secrets), the status, the
+latency and the id of the user the request authenticated as. No header, cookie or body is ever logged.
+
+Headers on every response, one of three precomputed tuples (a request pays a list concatenation):
+- `X-Content-Type-Options: nosniff`: a browser never reads a JSON body as HTML or script.
+- `Cache-Control: no-store`, unless a handler sends its own and says so (`cacheable`: only the docs'
+  vendored assets, public and the same for everyone). Every other response depends on a credential,
+  carries one (the new API key), or is a probe or an error that a cache must not replay; `private`
+  would still let a browser keep a user's data, or a key shown once, on disk. A handler that sets
+  Cache-Control without `cacheable` gets `no-store` beside it, which caches obey: it fails closed.
+- `Vary: Authorization, X-API-Key, Cookie` where the authentication middleware read a credential
+  (`varies_by_credential`), its 401 included: a cache that ignores `no-store` still keys on them.
 """
 
 import logging
@@ -26,6 +36,11 @@ _SANE_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:/+=-]{1,128}")
 # access line names (put there by `provide_unit_of_work`).
 REQUEST_ID = "request_id"
 UNIT_OF_WORK = "unit_of_work"
+RESPONSE_HEADERS = "response_headers"  # which of the tuples below the response gets (default: _NO_STORE)
+
+_NOSNIFF = ((b"x-content-type-options", b"nosniff"),)
+_NO_STORE = (*_NOSNIFF, (b"cache-control", b"no-store"))
+_NO_STORE_VARY = (*_NO_STORE, (b"vary", b"Authorization, X-API-Key, Cookie"))
 
 logger = logging.getLogger(ACCESS_LOGGER)
 
@@ -58,20 +73,32 @@ class AccessLog:
             return
         started = time.perf_counter()
         header = (_REQUEST_ID_HEADER_NAME, request_id(scope).encode())
+        state = scope["state"]
         status = 500  # what the server answers if the app fails before it does
 
-        async def send_with_request_id(message: Message) -> None:
+        async def send_with_headers(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [*message.get("headers", ()), header]
+                extra = state.get(RESPONSE_HEADERS, _NO_STORE)
+                message["headers"] = [*message.get("headers", ()), header, *extra]
             await send(message)
 
         try:
-            await self.app(scope, receive, send_with_request_id)
+            await self.app(scope, receive, send_with_headers)
         finally:
             if logger.isEnabledFor(logging.INFO):
                 _log(scope, status, (time.perf_counter() - started) * 1000)
+
+
+def varies_by_credential(scope: Scope) -> None:
+    """The response depends on the request's credential headers (the authentication middleware)."""
+    scope["state"][RESPONSE_HEADERS] = _NO_STORE_VARY
+
+
+def cacheable(scope: Scope) -> None:
+    """The handler sends its own `Cache-Control`: no `no-store` beside it."""
+    scope["state"][RESPONSE_HEADERS] = _NOSNIFF
 
 
 def _log(scope: HTTPScope, status: int, latency_ms: float) -> None:

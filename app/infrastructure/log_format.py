@@ -2,6 +2,14 @@
 
 A record carries only what the code logged: its message and, on the access log (`app.access`) and
 the request's outage lines, the request's fields below. No formatter reads headers, cookies or bodies.
+
+Values logged are escaped, in every format, by one rule (`safe_message`): a log call's arguments
+(paths, client addresses, header values, ids and e-mails from a request or a webhook) are where
+client-supplied text enters a record, so once the message is rendered every control character in
+it becomes `\\x0a`-style text, along with the Unicode line separators and bidi overrides (a message
+logged without arguments is the code's own text and keeps its lines; so do `Verbatim` arguments, a
+traceback the code composed). No value can then forge a line, a field or a terminal escape; ruff's
+G rules keep values out of templates.
 """
 
 import logging
@@ -9,7 +17,9 @@ import re
 import sys
 import threading
 from collections import deque
+from collections.abc import Mapping
 from datetime import UTC, datetime
+from typing import Any
 
 import msgspec
 
@@ -34,14 +44,14 @@ class BackgroundStreamHandler(logging.Handler):
         super().__init__()
         self._records: deque[logging.LogRecord] = deque()
         self._write_lock = threading.Lock()
-        self._closed = threading.Event()
+        self._stopping = threading.Event()  # not `_closed`: logging.Handler.close() sets that one to True
         self._writer = threading.Thread(target=self._write_periodically, name="log-writer", daemon=True)
         self._writer.start()
 
     def emit(self, record: logging.LogRecord) -> None:
-        # The message is rendered now (its arguments may change later); the same text either way.
+        # The message is rendered now (its arguments may change later), its values escaped.
         try:
-            record.msg, record.args = record.getMessage(), None
+            record.msg, record.args = safe_message(record), None
         except Exception:  # logging's rule: a bad log call is reported, never raised into the caller
             self.handleError(record)
             return
@@ -63,12 +73,12 @@ class BackgroundStreamHandler(logging.Handler):
                 stream.flush()
 
     def close(self) -> None:
-        self._closed.set()
+        self._stopping.set()
         self.flush()
         super().close()
 
     def _write_periodically(self) -> None:
-        while not self._closed.wait(self.POLL_SECONDS):
+        while not self._stopping.wait(self.POLL_SECONDS):
             self.flush()
 
 
@@ -95,7 +105,7 @@ class JsonFormatter(logging.Formatter):
             "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname,
             "logger": record.name,
-            "msg": record.getMessage(),
+            "msg": safe_message(record),
         }
         fields = record.__dict__
         entry.update((name, fields[name]) for name in REQUEST_FIELDS if name in fields)
@@ -103,32 +113,71 @@ class JsonFormatter(logging.Formatter):
             entry["exc"] = self.formatException(record.exc_info)
         if record.stack_info:
             entry["stack"] = self.formatStack(record.stack_info)
-        return _encoder.encode(entry).decode()
+        line = _encoder.encode(entry).decode()  # escapes C0 controls; the request fields are raw data
+        if line.isascii() and "\x7f" not in line:
+            return line
+        return _UNSAFE.sub(_json_escaped, line)  # DEL, C1, separators, bidi: the same value, inert on a terminal
 
 
 class ReadableFormatter(logging.Formatter):
-    """`2026-01-01 12:00:00,123 INFO app.access: GET /api/users/me 200 3.1 ms request_id=... user_id=...`"""
+    """`2026-01-01 12:00:00,123 INFO app.access: GET /api/users/me 200 3.1 ms request_id=... user_id=...`
+
+    The request's fields always come last, after a message that holds no line break of a value: a
+    value that reads `request_id=...` cannot hide the real one. Tracebacks keep their lines.
+    """
 
     def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 (logging's name)
-        line = super().formatMessage(record)
+        record.message = safe_message(record)
         fields = record.__dict__
-        context = [
-            f"{name}={fields[name]}"
-            for name in ("request_id", "user_id")
-            if fields.get(name) is not None and f"{name}=" not in record.message
-        ]
-        line = " ".join([line, *context])
-        return _CONTROL_CHARACTERS.sub(_escaped, line) if record.name == ACCESS_LOGGER else line
+        context = [f"{name}={fields[name]}" for name in ("request_id", "user_id") if fields.get(name) is not None]
+        return " ".join([super().formatMessage(record), *context])
+
+    def formatException(self, ei: Any) -> str:  # noqa: N802 (logging's name)
+        """A traceback keeps its lines; any other control character in it (an exception's message
+        may quote a value) is escaped."""
+        return _CONTROL_BUT_NEWLINE.sub(_escaped, super().formatException(ei))
 
 
-# The access line's path is the client's, decoded (`%0a` is a newline): printed raw, it could forge
-# a line of its own (the JSON format escapes it anyway). Other lines keep their newlines (tracebacks).
-_CONTROL_CHARACTERS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+class Verbatim(str):
+    """An argument whose line breaks are kept (its other control characters are still escaped):
+    text the code composed over several lines, such as a redacted traceback; never a value."""
+
+    __slots__ = ()
+
+
+def safe_message(record: logging.LogRecord) -> str:
+    """The record's message with every control character that its arguments brought escaped: the
+    whole rendered message is, but for the line breaks of `Verbatim` arguments. A message already
+    rendered by `BackgroundStreamHandler` (no arguments left) was escaped then."""
+    message = record.getMessage()
+    args = record.args
+    if not args or message.isprintable():
+        return message
+    values = args.values() if isinstance(args, Mapping) else args
+    kept = [value for value in values if isinstance(value, Verbatim) and value]
+    if not kept:
+        return _UNSAFE.sub(_escaped, message)
+    parts = []
+    for text in kept:
+        before, found, message = message.partition(text)
+        parts.append(_UNSAFE.sub(_escaped, before) + _CONTROL_BUT_NEWLINE.sub(_escaped, found))
+    return "".join(parts) + _UNSAFE.sub(_escaped, message)
+
+
+# C0 and C1 controls, DEL, the Unicode line and paragraph separators, and the bidi marks, embeddings,
+# overrides and isolates (which reorder what a terminal shows).
+_UNSAFE_CHARACTERS = r"\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069"
+_UNSAFE = re.compile(f"[{_UNSAFE_CHARACTERS}]")
+_CONTROL_BUT_NEWLINE = re.compile(rf"(?!\n)[{_UNSAFE_CHARACTERS}]")
 
 
 def _escaped(match: re.Match[str]) -> str:
     code = ord(match.group())
     return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def _json_escaped(match: re.Match[str]) -> str:
+    return f"\\u{ord(match.group()):04x}"

@@ -5,13 +5,29 @@ from typing import Annotated, Self
 from urllib.parse import urlsplit
 from uuid import UUID
 
-from pydantic import AfterValidator, EmailStr, field_validator, model_validator
+from pydantic import AfterValidator, field_validator, model_validator
+from pydantic import Field as PydanticField
+from pydantic_core import PydanticCustomError
 from sqlmodel import Field
 
 from app.domains.base.actors import Role
 from app.domains.base.permissions import permissions
 from app.domains.base.schemas import AwareUTCDatetime, InputSchema
+from app.domains.users.emails import MAX_LENGTH, InvalidEmailError, normalized_email
 from app.domains.users.models import APIKeyBase, UserBase
+
+
+def _email(value: str) -> str:
+    try:
+        return normalized_email(value)
+    except InvalidEmailError as error:
+        raise PydanticCustomError("value_error", "{reason}", {"reason": str(error)}) from None  # no "Value error, "
+
+
+# The users domain's one rule (`emails.py`), checked here so a request learns of it as a field error.
+Email = Annotated[
+    str, PydanticField(max_length=MAX_LENGTH, json_schema_extra={"format": "email"}), AfterValidator(_email)
+]
 
 
 def _registered_permissions(names: list[str] | None) -> list[str] | None:
@@ -35,7 +51,7 @@ class UserInput(UserBase, InputSchema):
 
 
 class UserCreate(UserInput):
-    email: EmailStr = Field(max_length=320)
+    email: Email
     clerk_id: str | None = Field(default=None, min_length=1, max_length=64, description="Link to a Clerk user")
     role: Role = Role.MEMBER
     is_active: bool = True
@@ -44,7 +60,7 @@ class UserCreate(UserInput):
 class UserUpdate(UserInput):
     """Only the fields present in the request change; `null` is refused where a value is required."""
 
-    email: EmailStr | None = Field(default=None, max_length=320)
+    email: Email | None = None
     role: Role | None = None
     is_active: bool | None = None
 

@@ -1,6 +1,7 @@
 """Use cases of the users domain, shared by the API, the CLI and the flows."""
 
 import hmac
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any, NoReturn
 from uuid import UUID
@@ -22,6 +23,7 @@ from app.domains.base.permissions import permissions
 from app.domains.base.service import Service
 from app.domains.base.unit_of_work import UnitOfWork
 from app.domains.users.api_keys import FailedAttempts, KeyHasher, api_key_prefix, generate_api_key, secret_check
+from app.domains.users.emails import InvalidEmailError, normalized_email
 from app.domains.users.exceptions import InvalidAPIKeyError
 from app.domains.users.models import APIKey, User
 from app.domains.users.repository import APIKeyRepository, UserRepository
@@ -45,9 +47,15 @@ _KEY_WITH_USER = (
 
 
 def _normalized(data: Any) -> Any:
-    """E-mails are stored lower-cased: the unique index is then case-insensitive everywhere."""
-    if isinstance(data, dict) and isinstance(data.get("email"), str):
-        data = {**data, "email": data["email"].strip().lower()}
+    """Every write of a user's e-mail passes here (create, update, upsert, the webhook's and the
+    reconciliation's changes): stored as `normalized_email` says, or refused."""
+    if isinstance(data, dict) and data.get("email") is not None:
+        try:
+            if not isinstance(data["email"], str):
+                raise InvalidEmailError("value is not a valid email address: not a string")
+            data = {**data, "email": str(normalized_email(data["email"]))}  # stored as a plain str
+        except InvalidEmailError as error:
+            raise DomainValidationError(f"email: {error}", [{"key": "email", "message": str(error)}]) from None
     return data
 
 
@@ -88,6 +96,10 @@ class UserService(Service[User]):
         """Every update path (change, update, upsert, get_and_update...) passes here."""
         ensure_can_change_user(self.actor, data)
         return _normalized(data)
+
+    def _matching(self, match_fields: str | Iterable[str], values: Mapping[str, Any]) -> User | None:
+        """upsert, get_or_upsert... by e-mail look the address up as it is stored."""
+        return super()._matching(match_fields, _normalized(dict(values)))
 
     def delete(self, *args: Any, **kwargs: Any) -> Any:
         self._only_the_system_deletes()
