@@ -72,6 +72,8 @@ def _clerk_verifier(settings: Settings) -> ClerkTokenVerifier | None:
         settings.clerk_authorized_parties,
         pem_key=settings.clerk_jwt_key,
         jwks_url=settings.clerk_jwks_endpoint,
+        jwks_timeout_seconds=settings.clerk_jwks_timeout_seconds,
+        jwks_min_refresh_seconds=settings.clerk_jwks_min_refresh_seconds,
         accept_missing_azp=settings.clerk_accept_tokens_without_azp,
     )
 

@@ -13,6 +13,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import IO
 
 import httpx
 import pytest
@@ -42,8 +43,9 @@ def live_server(settings: Settings, tmp_path) -> Iterator[str]:
 
 
 @contextmanager
-def serving(settings: Settings, cwd: object) -> Iterator[str]:
-    """The app under a real uvicorn on a free port (4 threads), on the settings' database."""
+def serving(settings: Settings, cwd: object, stderr: IO[bytes] | None = None, **overrides: str) -> Iterator[str]:
+    """The app under a real uvicorn on a free port (4 threads), on the settings' database.
+    `overrides` are environment variables (`CLERK_JWT_KEY=""` for the JWKS); `stderr` takes its logs."""
     port = _free_port()
     env = {
         **os.environ,
@@ -57,9 +59,10 @@ def serving(settings: Settings, cwd: object) -> Iterator[str]:
         "CLERK_AUTHORIZED_PARTIES": ALLOWED_ORIGIN,
         "CLERK_WEBHOOK_SIGNING_SECRET": WEBHOOK_SECRET,
         **{name.upper(): str(value) for name, value in CHEAP_ARGON2.items()},
+        **overrides,
     }
     command = [sys.executable, "-m", "uvicorn", "--factory", "app.api.main:create_app", "--port", str(port)]
-    server = subprocess.Popen([*command, "--no-access-log"], env=env, cwd=cwd)
+    server = subprocess.Popen([*command, "--no-access-log"], env=env, cwd=cwd, stderr=stderr)
     base_url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30

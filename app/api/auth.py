@@ -1,8 +1,10 @@
 """Authentication, split across the one hop a request makes.
 
-On the event loop (no I/O): `CredentialMiddleware` reads the credential a request carries — first
-present wins: `X-API-Key`, then `Authorization: Bearer <Clerk session token>`, then the `__session` /
-`__session_<suffix>` cookies — and refuses requests without a well-formed one (401).
+On the event loop: `CredentialMiddleware` reads the credential a request carries — first present
+wins: `X-API-Key`, then `Authorization: Bearer <Clerk session token>`, then the `__session` /
+`__session_<suffix>` cookies — and refuses requests without a well-formed one (401). Its only I/O:
+a session token whose key is not cached waits there, as a coroutine and for a bounded time, for the
+shared JWKS fetch (see `app.infrastructure.jwks`), so no worker thread ever waits on Clerk.
 
 In the worker thread, inside the request's unit of work: `RequestUnitOfWork.authenticate` verifies
 it (the key row, or the token's signature and then its user, created on first sight) with the same
@@ -16,6 +18,7 @@ from typing import Any
 from uuid import UUID
 
 from litestar.connection import ASGIConnection
+from litestar.exceptions import ServiceUnavailableException
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
 
 from app.api.request_log import varies_by_credential
@@ -73,12 +76,31 @@ class CredentialMiddleware(AbstractAuthenticationMiddleware):
     async def authenticate_request(self, connection: ASGIConnection[Any, Any, Any, Any]) -> AuthenticationResult:
         varies_by_credential(connection.scope)  # whatever the outcome, a 401 too
         credential = read_credential(connection)
-        verifier = connection.app.state.container.clerk_verifier
-        if credential.kind is CredentialKind.SESSION_TOKEN and verifier is None:
-            raise AuthenticationError("session tokens are not accepted: Clerk is not configured", reason="disabled")
-        if credential.from_cookie:
-            refuse_cross_site(connection, verifier.authorized_parties)
+        if credential.kind is CredentialKind.SESSION_TOKEN:
+            verifier = connection.app.state.container.clerk_verifier
+            if verifier is None:
+                raise AuthenticationError("session tokens are not accepted: Clerk is not configured", reason="disabled")
+            if credential.from_cookie:
+                refuse_cross_site(connection, verifier.authorized_parties)
+            if verifier.fetches_keys:
+                try:
+                    await verifier.resolve_keys(credential.values)
+                except TokenRejected as error:
+                    raise token_refused(error) from None
         return AuthenticationResult(user=None, auth=credential)
+
+
+def token_refused(rejection: TokenRejected) -> Exception:
+    """401 with the failed check; 503 with Retry-After when the key could not be had: the token may
+    be valid, and a 401 would make Clerk's frontend sign the user out or loop."""
+    if rejection.reason == "key_unavailable":
+        retry_after = str(rejection.retry_after or 1)
+        return ServiceUnavailableException(
+            detail=f"session token not verified: {rejection.detail}",
+            headers={"Retry-After": retry_after},
+            extra={"reason": rejection.reason},
+        )
+    return AuthenticationError(f"session token rejected: {rejection.detail}", reason=rejection.reason)
 
 
 def refuse_cross_site(connection: ASGIConnection[Any, Any, Any, Any], authorized_parties: frozenset[str]) -> None:
@@ -129,7 +151,8 @@ class RequestUnitOfWork(UnitOfWork):
         return actor
 
     def _verified_clerk_user(self, credential: Credential) -> str:
-        """The Clerk user id of the first token that verifies (the JWKS may be fetched here)."""
+        """The Clerk user id of the first token that verifies (against cached keys: no network).
+        Refused: the first token's reason, unless one may be valid but its key was unavailable."""
         verifier = self.container.clerk_verifier
         assert verifier is not None  # noqa: S101 (the middleware refused session tokens without one)
         rejection: TokenRejected | None = None
@@ -137,6 +160,6 @@ class RequestUnitOfWork(UnitOfWork):
             try:
                 return verifier.verify(token, from_cookie=credential.from_cookie).user_id
             except TokenRejected as error:
-                rejection = rejection or error
+                rejection = error if error.reason == "key_unavailable" else rejection or error
         assert rejection is not None  # noqa: S101 (values is never empty)
-        raise AuthenticationError(f"session token rejected: {rejection.detail}", reason=rejection.reason)
+        raise token_refused(rejection)

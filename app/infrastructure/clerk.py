@@ -1,15 +1,22 @@
 """Verification of Clerk session tokens (RS256 JWTs), with every check Clerk's docs call for.
 
-Failures raise `TokenRejected` with a machine-readable `reason`; nothing here touches the network
-except `PyJWKClient`, and only when no PEM key is configured (call `verify` from a worker thread).
+Failures raise `TokenRejected` with a machine-readable `reason`. `verify` (in a worker thread) never
+touches the network: with a PEM key there is none; with a JWKS, `resolve_keys` (on the event loop,
+before the request reaches its thread) fetches the keys the request's tokens name, into a cache
+`verify` only reads.
 """
 
+import base64
+import json
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import jwt
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+from app.infrastructure.jwks import JWKSCache
 
 # The `cat` header of session tokens; JWT templates and machine tokens share the key, not this.
 SESSION_TOKEN_CATEGORY = "cl_B7d4PD111AAA"  # noqa: S105
@@ -19,10 +26,11 @@ REQUIRED_CLAIMS = ("exp", "iat", "nbf", "iss", "sub", "sid")
 
 
 class TokenRejected(Exception):  # noqa: N818 (a verdict, not an error of ours)
-    def __init__(self, reason: str, detail: str) -> None:
+    def __init__(self, reason: str, detail: str, retry_after: int | None = None) -> None:
         super().__init__(detail)
         self.reason = reason
         self.detail = detail
+        self.retry_after = retry_after  # set when the token may be valid but cannot be checked yet
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,8 +53,9 @@ class ClerkTokenVerifier:
         authorized_parties: list[str],
         pem_key: str | None = None,
         jwks_url: str | None = None,
-        jwks_cooldown_seconds: float = 30,
         *,
+        jwks_timeout_seconds: float = 2.0,
+        jwks_min_refresh_seconds: float = 10.0,
         accept_missing_azp: bool = False,
     ) -> None:
         self.issuer = issuer
@@ -55,11 +64,34 @@ class ClerkTokenVerifier:
         self._pem_key = load_pem_public_key(pem_key.replace("\\n", "\n").encode()) if pem_key else None
         self._jwks = None
         if not pem_key and jwks_url:
-            self._jwks = jwt.PyJWKClient(jwks_url, lifespan=300, timeout=5, cooldown_duration=jwks_cooldown_seconds)
+            self._jwks = JWKSCache(
+                jwks_url, timeout_seconds=jwks_timeout_seconds, min_refresh_seconds=jwks_min_refresh_seconds
+            )
+        self.fetches_keys = self._jwks is not None  # else `resolve_keys` has nothing to do
+
+    async def resolve_keys(self, tokens: Iterable[str]) -> None:
+        """On the event loop, before `verify`: have the keys these tokens name cached if they can be,
+        waiting at most the JWKS timeout. When no token could be verified for want of its key, raises
+        the `TokenRejected` that `verify` would (so the request never takes a worker thread); with a
+        malformed token, leaves the verdict to `verify`. With a PEM key: nothing to do."""
+        jwks = self._jwks
+        if jwks is None:
+            return
+        kids = []
+        for token in tokens:
+            kid = unverified_kid(token)
+            if kid is None:
+                return
+            if jwks.get(kid) is not None:  # the hot path: a cached key
+                jwks.refresh_if_stale()
+                return
+            kids.append(kid)
+        await jwks.fetched()
+        if not any(jwks.get(kid) is not None for kid in kids):
+            raise self._missing_key(jwks, kids[0])
 
     def verify(self, token: str, *, from_cookie: bool = False) -> SessionClaims:
-        # With a PEM key the token is parsed once; a JWKS needs its header first (for the kid).
-        key = self._pem_key if self._pem_key is not None else self._signing_key(self._header(token))
+        key = self._pem_key if self._pem_key is not None else self._signing_key(token)
         header, claims = self._decode(token, key)
         if header.get("alg") != "RS256":
             raise TokenRejected("algorithm", "session token must be signed with RS256")
@@ -86,20 +118,28 @@ class ClerkTokenVerifier:
         except jwt.DecodeError as error:
             raise TokenRejected("malformed", "session token is not a JWT") from error
 
-    def _signing_key(self, header: dict[str, Any]) -> Any:
-        if self._pem_key is not None:
-            return self._pem_key
+    def _signing_key(self, token: str) -> Any:
+        """The cached JWKS key the token names (never fetched here: see `resolve_keys`)."""
         if self._jwks is None:
             raise TokenRejected("key_unavailable", "no key is configured to verify session tokens")
-        kid = header.get("kid")
-        if not isinstance(kid, str) or not kid:
+        kid = unverified_kid(token)
+        if kid is None:
+            self._header(token)  # a token that is no JWT is malformed
             raise TokenRejected("unknown_key", "session token names no key (kid)")
-        try:
-            return self._jwks.get_signing_key(kid).key
-        except jwt.PyJWKClientConnectionError as error:
-            raise TokenRejected("key_unavailable", "the signing keys could not be fetched") from error
-        except jwt.PyJWKClientError as error:
-            raise TokenRejected("unknown_key", f"no signing key with kid {kid!r}") from error
+        key = self._jwks.get(kid)
+        if key is None:
+            raise self._missing_key(self._jwks, kid)
+        return key
+
+    @staticmethod
+    def _missing_key(jwks: JWKSCache, kid: str) -> TokenRejected:
+        """Unknown when the JWKS was just read whole and lacks it; else unavailable: the token may
+        be valid (a 401 would sign the user out), so the caller is told to retry."""
+        if jwks.complete:
+            return TokenRejected("unknown_key", f"no signing key with kid {kid[:64]!r}")
+        return TokenRejected(
+            "key_unavailable", "the signing keys could not be fetched, retry later", retry_after=jwks.retry_after()
+        )
 
     def _decode(self, token: str, key: Any) -> tuple[dict[str, Any], dict[str, Any]]:
         """The verified header and claims."""
@@ -127,3 +167,15 @@ class ClerkTokenVerifier:
         except jwt.InvalidTokenError as error:
             raise TokenRejected("malformed", f"session token is invalid ({error})") from error
         return decoded["header"], decoded["payload"]
+
+
+def unverified_kid(token: str) -> str | None:
+    """The `kid` of the token's header, read without verifying anything (only to pick a key), or
+    None when the header does not parse. Cheaper than PyJWT's parser, which decodes every segment."""
+    segment = token.partition(".")[0]
+    try:
+        header = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
+    except (ValueError, RecursionError):  # binascii.Error and UnicodeDecodeError are ValueErrors
+        return None
+    kid = header.get("kid") if isinstance(header, dict) else None
+    return kid if isinstance(kid, str) and kid else None

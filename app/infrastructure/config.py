@@ -56,6 +56,11 @@ class Settings(BaseSettings):
     clerk_issuer: str | None = None
     clerk_jwt_key: str | None = None
     clerk_jwks_url: str | None = None
+    # The JWKS is fetched on the event loop, never by a worker thread: a request waits for it at most
+    # CLERK_JWKS_TIMEOUT_SECONDS, and fetches start at most once per CLERK_JWKS_MIN_REFRESH_SECONDS
+    # whatever the traffic (failed ones too), so a sick endpoint or made-up kids cost no more.
+    clerk_jwks_timeout_seconds: float = Field(default=2.0, gt=0, le=10)
+    clerk_jwks_min_refresh_seconds: float = Field(default=10.0, ge=1, le=3600)
     clerk_authorized_parties: Annotated[list[str], NoDecode] = Field(default_factory=list)
     clerk_webhook_signing_secret: SecretStr | None = None
     # Opt-in: accept session tokens without `azp` from the Authorization header (native clients).

@@ -1,5 +1,6 @@
 """Clerk session tokens over HTTP: the attack matrix, cookies, first-sight users, JWKS and rotation."""
 
+import asyncio
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -201,21 +202,31 @@ def test_tokens_verify_against_a_real_jwks_endpoint(settings: Settings, database
 
 
 def test_key_rotation_is_picked_up_from_the_jwks() -> None:
+    """The keys are fetched on the event loop (`resolve_keys`); `verify` only reads them."""
     old, new = SigningKey("ins_old"), SigningKey("ins_new")
     with jwks_server([old]) as (url, keys, hits):
-        verifier = ClerkTokenVerifier(ISSUER, [ALLOWED_ORIGIN], jwks_url=url, jwks_cooldown_seconds=0)
-        assert verifier.verify(old.mint(sub="user_a")).user_id == "user_a"
+        verifier = ClerkTokenVerifier(ISSUER, [ALLOWED_ORIGIN], jwks_url=url, jwks_min_refresh_seconds=0)
+        token = old.mint(sub="user_a")
+        asyncio.run(verifier.resolve_keys([token]))
+        assert verifier.verify(token).user_id == "user_a"
         keys[:] = [new]  # Clerk rotated its key
-        assert verifier.verify(new.mint(sub="user_b")).user_id == "user_b"
+        token = new.mint(sub="user_b")
+        with pytest.raises(TokenRejected, match="no signing key"):
+            verifier.verify(token)  # a worker thread never fetches
+        asyncio.run(verifier.resolve_keys([token]))
+        assert verifier.verify(token).user_id == "user_b"
         assert len(hits) == 2
 
 
-def test_an_unreachable_jwks_is_a_401_not_a_500(settings: Settings, database: Database) -> None:
+def test_an_unreachable_jwks_is_a_503_not_a_500(settings: Settings, database: Database) -> None:
+    """The token may be valid: a 401 would sign the user out, so it is "retry later"."""
     unreachable = clerk_settings(settings, clerk_jwt_key=None, clerk_jwks_url="http://127.0.0.1:1/jwks.json")
     with TestClient(create_app(unreachable)) as client:
         response = client.get("/api/users/me", headers=bearer(KEY.mint()))
-    assert response.status_code == 401
+    assert response.status_code == 503
     assert response.json()["reason"] == "key_unavailable"
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert 1 <= int(response.headers["retry-after"]) <= 10  # the next fetch, at most one interval away
 
 
 def test_jwks_url_defaults_to_the_issuer_well_known_path() -> None:
