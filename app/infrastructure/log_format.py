@@ -34,7 +34,8 @@ class BackgroundStreamHandler(logging.Handler):
         super().__init__()
         self._records: deque[logging.LogRecord] = deque()
         self._write_lock = threading.Lock()
-        self._closed = threading.Event()
+        # Not `_closed`: logging.Handler.close() sets that attribute to True.
+        self._stopped = threading.Event()
         self._writer = threading.Thread(target=self._write_periodically, name="log-writer", daemon=True)
         self._writer.start()
 
@@ -63,12 +64,12 @@ class BackgroundStreamHandler(logging.Handler):
                 stream.flush()
 
     def close(self) -> None:
-        self._closed.set()
+        self._stopped.set()
         self.flush()
         super().close()
 
     def _write_periodically(self) -> None:
-        while not self._closed.wait(self.POLL_SECONDS):
+        while not self._stopped.wait(self.POLL_SECONDS):
             self.flush()
 
 
