@@ -5,7 +5,6 @@ import json
 import sys
 
 import pydantic
-from advanced_alchemy.exceptions import RepositoryError
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.bootstrap import bootstrap
@@ -54,7 +53,7 @@ def generate_user(argv: list[str] | None = None) -> int:
     except DomainError as error:
         print(f"error: {error.detail}", file=sys.stderr)
         return 1
-    except (SQLAlchemyError, RepositoryError) as error:
+    except SQLAlchemyError as error:
         print(f"error: database failure ({type(error).__name__}); is it migrated (`task migrate`)?", file=sys.stderr)
         return 1
     finally:

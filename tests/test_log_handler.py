@@ -9,7 +9,6 @@ import io
 import logging
 import threading
 import time
-from collections.abc import Iterator
 
 import pytest
 
@@ -17,11 +16,11 @@ from app.infrastructure.log_format import BackgroundStreamHandler
 
 
 @pytest.fixture
-def thread_errors(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[BaseException]]:
+def thread_errors(monkeypatch: pytest.MonkeyPatch) -> list[BaseException]:
     """Exceptions raised in any thread during the test."""
     errors: list[BaseException] = []
     monkeypatch.setattr(threading, "excepthook", lambda args: errors.append(args.exc_value))
-    yield errors
+    return errors
 
 
 def test_the_writer_loop_ends_once_the_handler_is_closed(thread_errors: list[BaseException]) -> None:
