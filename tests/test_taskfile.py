@@ -15,7 +15,7 @@ TASK = shutil.which("task", path=str(Path(sys.executable).parent)) or "task"
 DOCUMENTED = [
     *("install", "dev", "worker", "flow", "test", "test-cov", "lint", "format", "typecheck", "migrate"),
     *("migrate-create", "populate", "generate-user", "generate-key", "bench"),
-    *("docker-build-all", "docker-up", "docker-logs", "docker-down"),
+    *("docker-build-all", "docker-up", "docker-logs", "docker-down", "db-up"),
 ]
 
 
@@ -104,3 +104,16 @@ def test_generate_key_migrates_first_and_passes_its_arguments_on(tmp_path: Path)
     result = _task("-x", "generate-key", "--", "--email", "nobody@example.com", "--expires-in", "1d", env=database)
     assert result.returncode == 1, result.stderr
     assert "error: no user has this e-mail" in result.stderr
+
+
+def test_db_up_starts_only_the_app_database_with_the_development_override(tmp_path: Path) -> None:
+    """Run for real by tests/docker/test_dev_database.py (`task test-docker`)."""
+    missing = _task("-x", "db-up", env={"DOCKER_ENV_FILE": str(tmp_path / "none.env")})
+    assert missing.returncode != 0
+    assert "copy docker.env.example to docker.env" in missing.stderr
+    env_file = tmp_path / "docker.env"
+    env_file.write_text("APP_DB_PASSWORD=pw\nPREFECT_DB_PASSWORD=pw\n")
+    dry = _task("--dry", "db-up", env={"DOCKER_ENV_FILE": str(env_file)}).stderr
+    assert (
+        '-f docker-compose.yml -f docker-compose.dev.yml --env-file "${DOCKER_ENV_FILE:-docker.env}" up -d dbapp' in dry
+    )
