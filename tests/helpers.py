@@ -1,11 +1,13 @@
 """Helpers shared by tests (fixtures live in conftest.py)."""
 
+import re
 import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from alembic.config import Config
+from litestar import Litestar
 from sqlalchemy import event, make_url
 
 from app.infrastructure.config import PROJECT_ROOT, Settings
@@ -25,6 +27,20 @@ def alembic_config(connection: object | None = None) -> Config:
 def settings_for(database_url: str, **overrides: object) -> Settings:
     """Settings that ignore the developer's `.env`, with cheap argon2 parameters."""
     return Settings(_env_file=None, database_url=database_url, **CHEAP_ARGON2, **overrides)
+
+
+def served_operations(app: Litestar, *, documented_only: bool = True) -> set[tuple[str, str]]:
+    """(method, path) of every operation the app serves, read from its routes, in the OpenAPI's
+    spelling (`get`, `/api/users/{user_id}`): what a new domain's routes add to, with no count to
+    edit. OPTIONS (Litestar's own) is left out, and with `documented_only` the routes left out of
+    the OpenAPI document (its own pages)."""
+    return {
+        (method.lower(), re.sub(r"\{(\w+):[^}]+\}", r"{\1}", route.path))
+        for route in app.routes
+        for handler in getattr(route, "route_handlers", [])
+        if handler.resolve_include_in_schema() or not documented_only
+        for method in handler.http_methods - {"OPTIONS"}
+    }
 
 
 def backend_name(settings: Settings) -> str:

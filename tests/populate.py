@@ -31,7 +31,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TextIO
 
-from advanced_alchemy.exceptions import RepositoryError
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlmodel import col
@@ -254,7 +253,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     progress = ProgressBar(sys.stderr, enabled=not args.quiet and sys.stderr.isatty())
     try:
         outcome = populate(container, args.count, args.batch_size, progress.update)
-    except (SQLAlchemyError, RepositoryError) as error:
+    except SQLAlchemyError as error:
         print(f"\nerror: database failure ({type(error).__name__}); is it migrated (`task migrate`)?", file=sys.stderr)
         return 1
     finally:

@@ -1,4 +1,5 @@
-"""docker-compose.yml, Dockerfile and docker.env.example agree, without a Docker engine.
+"""docker-compose.yml (and its development override), Dockerfile and docker.env.example agree,
+without a Docker engine.
 
 The compose file is valid Compose Specification; every build target exists; every app service gets
 settings the app accepts in production once docker.env.example's blanks are filled in; secrets come
@@ -18,6 +19,8 @@ from app.infrastructure.config import PROJECT_ROOT, Settings
 
 SCHEMA = Path(__file__).parent / "data" / "compose-spec" / "compose-spec.json"
 COMPOSE = yaml.safe_load((PROJECT_ROOT / "docker-compose.yml").read_text())
+DEV_OVERRIDE = yaml.safe_load((PROJECT_ROOT / "docker-compose.dev.yml").read_text())
+COMPOSE_FILES = ["docker-compose.yml", "docker-compose.dev.yml"]
 DOCKERFILE = (PROJECT_ROOT / "Dockerfile").read_text()
 ENV_EXAMPLE = PROJECT_ROOT / "docker.env.example"
 APP_SERVICES = ["migrations", "api", "worker"]
@@ -49,14 +52,25 @@ def filled_in_env() -> dict[str, str]:
 
 
 def all_variables() -> list[re.Match[str]]:
-    return list(VARIABLE.finditer((PROJECT_ROOT / "docker-compose.yml").read_text()))
+    """Every ${...} of every compose file (the override's are interpolated from the same env file)."""
+    return [match for name in COMPOSE_FILES for match in VARIABLE.finditer((PROJECT_ROOT / name).read_text())]
 
 
-def test_compose_file_follows_the_compose_specification() -> None:
+@pytest.mark.parametrize("document", [COMPOSE, DEV_OVERRIDE], ids=COMPOSE_FILES)
+def test_compose_file_follows_the_compose_specification(document: dict) -> None:
     schema = json.loads(SCHEMA.read_text())
     jsonschema.Draft7Validator.check_schema(schema)
-    errors = [f"{list(e.absolute_path)}: {e.message}" for e in jsonschema.Draft7Validator(schema).iter_errors(COMPOSE)]
+    errors = [f"{list(e.absolute_path)}: {e.message}" for e in jsonschema.Draft7Validator(schema).iter_errors(document)]
     assert errors == []
+
+
+def test_the_development_override_only_publishes_the_app_database_on_loopback() -> None:
+    """`task db-up`: the app's PostgreSQL on 127.0.0.1:${APP_DB_PORT:-5433}, nothing else changed."""
+    assert DEV_OVERRIDE == {"services": {"dbapp": {"ports": ["127.0.0.1:${APP_DB_PORT:-5433}:5432"]}}}
+    assert "ports" not in COMPOSE["services"]["dbapp"]  # the stack itself publishes no database
+    assert interpolate(DEV_OVERRIDE["services"]["dbapp"]["ports"][0], filled_in_env()) == "127.0.0.1:5433:5432"
+    assert interpolate(DEV_OVERRIDE["services"]["dbapp"]["ports"][0], {"APP_DB_PORT": "6000"}) == "127.0.0.1:6000:5432"
+    assert "# APP_DB_PORT=5433" in ENV_EXAMPLE.read_text().splitlines()  # documented beside the other ports
 
 
 def test_every_build_target_is_a_stage_of_the_dockerfile() -> None:

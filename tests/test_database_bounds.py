@@ -244,6 +244,18 @@ def _operational() -> sa_exc.OperationalError:
     return sa_exc.OperationalError("SELECT 1", None, psycopg2.OperationalError("server closed the connection"))
 
 
+def _sqlite_error(statement: str) -> sqlite3.Error:
+    """What SQLite itself raises for the statement (with its result code)."""
+    connection = sqlite3.connect(":memory:")
+    try:
+        connection.execute(statement)
+    except sqlite3.Error as error:
+        return error
+    finally:
+        connection.close()
+    raise AssertionError(f"{statement!r} ran")
+
+
 @pytest.mark.parametrize(
     ("error", "outage"),
     [
@@ -257,6 +269,10 @@ def _operational() -> sa_exc.OperationalError:
         (psycopg2.InterfaceError("connection already closed"), True),
         (DeadlineExceeded("the database did not answer"), True),
         (sqlite3.OperationalError("database is locked"), True),
+        # SQLite says OperationalError for a statement it cannot run too: a bug, not an outage.
+        (_sqlite_error("SELECT * FROM no_such_table"), False),
+        (sa_exc.OperationalError("SELECT", None, _sqlite_error("SELECT * FROM no_such_table")), False),
+        (sa_exc.OperationalError("SELEC", None, _sqlite_error("SELEC 1")), False),
         (sa_exc.InterfaceError("SELECT ?", None, sqlite3.InterfaceError("Error binding parameter 1")), False),
         (sa_exc.IntegrityError("INSERT", None, psycopg2.IntegrityError("duplicate key")), False),
         (_caused(aa_exc.IntegrityError("wrapped"), sa_exc.IntegrityError("INSERT", None, Exception())), False),

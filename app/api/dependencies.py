@@ -9,10 +9,10 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-import annotated_types
 from litestar import Request
 from litestar.di import NamedDependency, Provide
 from litestar.params import QueryParameter
+from pydantic import BaseModel
 
 from app.api.auth import SAFE_METHODS, Credential, RequestUnitOfWork
 from app.api.request_log import UNIT_OF_WORK
@@ -54,38 +54,68 @@ def provide_service(service_type: type[Service[Any]]) -> Provide:
     return Provide(provider)
 
 
+# ListParams' constraints as pydantic states them in its JSON schema -> the QueryParameter keyword
+# that states the same in the OpenAPI. Every keyword Litestar can state is here.
 _CONSTRAINTS = {
-    annotated_types.Ge: "ge",
-    annotated_types.Le: "le",
-    annotated_types.Gt: "gt",
-    annotated_types.Lt: "lt",
-    annotated_types.MinLen: "min_length",
-    annotated_types.MaxLen: "max_length",
+    "minimum": "ge",
+    "maximum": "le",
+    "exclusiveMinimum": "gt",
+    "exclusiveMaximum": "lt",
+    "multipleOf": "multiple_of",
+    "minLength": "min_length",
+    "maxLength": "max_length",
+    "pattern": "pattern",
+    "minItems": "min_items",
+    "maxItems": "max_items",
+    "format": "format",
 }
+# What else a field's schema says, none of it a constraint (the annotation gives types and enums).
+_DESCRIPTIVE = frozenset({"type", "title", "description", "default", "enum", "const", "anyOf", "items", "$ref"})
 
 
-def provide_list_params(service_type: type[Service[Any]]) -> Provide:
-    """`ListParams` read from the query string. Names, defaults, bounds and descriptions come from
-    `ListParams` itself; `order_by` is the enum of the service's `sortable_fields`."""
-    sortable = Literal[tuple(sorted(service_type.sortable_fields))]  # type: ignore[valid-type]  # built at runtime
+def query_constraints(field_schema: dict[str, Any]) -> dict[str, Any]:
+    """The QueryParameter keywords stating a field's constraints, read from its JSON schema (an
+    optional field's are on its non-null branch). A constraint the OpenAPI cannot state stops the
+    app at start-up: the document never promises less than the validation checks."""
+    branches = [field_schema, *(branch for branch in field_schema.get("anyOf", []) if branch.get("type") != "null")]
+    constraints = {}
+    for branch in branches:
+        for keyword, value in branch.items():
+            if keyword in _CONSTRAINTS:
+                constraints[_CONSTRAINTS[keyword]] = value
+            elif keyword not in _DESCRIPTIVE:
+                raise TypeError(f"the constraint {keyword!r} cannot be stated by a query parameter")
+    return constraints
+
+
+def query_parameters(model: type[BaseModel], annotations: dict[str, Any]) -> list[inspect.Parameter]:
+    """One keyword-only query parameter per field of `model`: its name, default, description and
+    constraints; `annotations` replaces a field's type (e.g. an enum of the sortable fields). A
+    datetime is passed on as text (`format: date-time`): the model parses it, strictly."""
+    schema = model.model_json_schema()["properties"]
     parameters = []
-    for name, field in ListParams.model_fields.items():
-        constraints = {
-            keyword: getattr(item, keyword)
-            for item in field.metadata
-            for kind, keyword in _CONSTRAINTS.items()
-            if isinstance(item, kind)
-        }
-        annotation = sortable if name == "order_by" else field.annotation
-        extra: dict[str, Any] = {}
-        if annotation == datetime | None:  # passed on as text: ListParams parses it, strictly
-            annotation, extra = str | None, {"format": "date-time"}
-        query = QueryParameter(description=field.description, **constraints, **extra)
+    for name, field in model.model_fields.items():
+        try:
+            constraints = query_constraints(schema[name])
+        except TypeError as error:
+            raise TypeError(f"{model.__name__}.{name}: {error}") from None
+        annotation = annotations.get(name, field.annotation)
+        if annotation == datetime | None:
+            annotation = str | None
+        query = QueryParameter(description=field.description, **constraints)
         parameters.append(
             inspect.Parameter(
                 name, inspect.Parameter.KEYWORD_ONLY, default=field.default, annotation=Annotated[annotation, query]
             )
         )
+    return parameters
+
+
+def provide_list_params(service_type: type[Service[Any]]) -> Provide:
+    """`ListParams` read from the query string. Names, defaults, constraints and descriptions come
+    from `ListParams` itself; `order_by` is the enum of the service's `sortable_fields`."""
+    sortable = Literal[tuple(sorted(service_type.sortable_fields))]  # type: ignore[valid-type]  # built at runtime
+    parameters = query_parameters(ListParams, {"order_by": sortable})
 
     async def provider(**values: Any) -> ListParams:
         return ListParams.model_validate(values)

@@ -8,8 +8,6 @@ from http import HTTPStatus
 from typing import Any
 
 import pydantic
-from advanced_alchemy.exceptions import NotFoundError as RepositoryNotFoundError
-from advanced_alchemy.exceptions import RepositoryError
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.types import ExceptionHandlersMap
@@ -66,8 +64,25 @@ def problem(status: int, detail: str, headers: dict[str, str] | None = None, **e
     return Response(body, status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers)
 
 
+def domain_error_status(error: DomainError) -> int | None:
+    """The status of the nearest kind of `error` in DOMAIN_ERROR_STATUS (its own class first, then
+    its bases in method resolution order); None for a kind no adapter was told about."""
+    return next((DOMAIN_ERROR_STATUS[kind] for kind in type(error).__mro__ if kind in DOMAIN_ERROR_STATUS), None)
+
+
 def _domain_error(request: Request[Any, Any, Any], exc: DomainError) -> Response[dict[str, Any]]:
-    status = next(code for kind, code in DOMAIN_ERROR_STATUS.items() if isinstance(exc, kind))
+    status = domain_error_status(exc)
+    if status is None:
+        # A DomainError subclass (or DomainError itself) with no status: the API cannot tell whose
+        # fault it is, so it is the server's, logged; the domain should raise one of the kinds above.
+        logger.error(
+            "unmapped domain error %s on %s %s: derive it from a kind in DOMAIN_ERROR_STATUS",
+            type(exc).__qualname__,
+            request.method,
+            request.url.path,
+            exc_info=exc,
+        )
+        return problem(500, "internal server error")
     headers = None
     if status == 401:
         headers = {"WWW-Authenticate": 'Bearer, ApiKey realm="X-API-Key"'}
@@ -104,10 +119,6 @@ def _pydantic_validation_error(_: Request[Any, Any, Any], exc: pydantic.Validati
 def _http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, Any]]:
     extra = exc.extra if isinstance(exc.extra, dict) else {}
     return problem(exc.status_code, exc.detail, headers=exc.headers, **extra)
-
-
-def _repository_not_found(_: Request[Any, Any, Any], exc: RepositoryNotFoundError) -> Response[dict[str, Any]]:
-    return problem(404, "not found")
 
 
 class OutageLog:
@@ -150,8 +161,7 @@ def _database_unavailable(request: Request[Any, Any, Any], exc: Exception) -> Re
 
 
 def _database_error(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
-    """A statement error: an outage is a 503; anything else (advanced-alchemy wraps every
-    statement error, an outage included) is a bug."""
+    """A statement error: an outage is a 503; anything else is a bug (500)."""
     if is_outage(exc):
         return _database_unavailable(request, exc)
     return _unexpected_error(request, exc)
@@ -179,8 +189,6 @@ exception_handlers: ExceptionHandlersMap = {
     ValidationException: _request_validation_error,
     pydantic.ValidationError: _pydantic_validation_error,
     HTTPException: _http_error,
-    RepositoryNotFoundError: _repository_not_found,
-    RepositoryError: _database_error,
     sa_exc.DBAPIError: _database_error,
     sa_exc.TimeoutError: _database_unavailable,
     sa_exc.DisconnectionError: _database_unavailable,

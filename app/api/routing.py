@@ -2,8 +2,10 @@
 
 Each wraps Litestar's decorator of the same name and runs the handler as **one worker-thread call
 inside the request's unit of work**: authenticate the credential (the same session), check the
-route's requirement, run the handler, commit (or roll back on error), close the session. One hop,
-one session, one transaction per request; no connection crosses back to the event loop.
+route's requirement, run the handler, commit (or roll back on error), close the session. One hop and
+one session per request, no connection crossing back to the event loop; one transaction for a POST,
+PATCH or DELETE, while a GET's statements each commit on their own on PostgreSQL (`read_only`: see
+`UnitOfWork`), so a GET handler never changes rows that must land together.
 
     @get("/{user_id:uuid}", operation_id="getUser", requires=UserPermission.USERS_READ)
     def get_user(self, users: Users, user_id: FromPath[UUID]) -> UserPublic: ...
@@ -13,14 +15,17 @@ authentication (the actor is anonymous: it sees no row). `errors` lists the stat
 ones every route may return, so the OpenAPI document states them all.
 """
 
+import dataclasses
 import functools
 import inspect
+import typing
 from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any
 
 import litestar
 from litestar.openapi.datastructures import ResponseSpec
+from pydantic import BaseModel
 from sqlmodel import SQLModel
 
 from app.api.auth import RequestUnitOfWork
@@ -42,6 +47,23 @@ def _problem_responses(statuses: set[int]) -> dict[int, ResponseSpec]:
     }
 
 
+def tables_in(annotation: Any, seen: set[int] | None = None) -> list[type]:
+    """The table classes a type names at any depth: `User`, `list[User]`, `Page[User]`,
+    `User | None`, and the fields of a schema or a dataclass (`class Out(BaseModel): owner: User`)."""
+    seen = set() if seen is None else seen
+    if id(annotation) in seen:
+        return []
+    seen.add(id(annotation))
+    if inspect.isclass(annotation) and issubclass(annotation, SQLModel) and hasattr(annotation, "__table__"):
+        return [annotation]
+    found = [table for argument in typing.get_args(annotation) for table in tables_in(argument, seen)]
+    if inspect.isclass(annotation) and issubclass(annotation, BaseModel):
+        found += [table for field in annotation.model_fields.values() for table in tables_in(field.annotation, seen)]
+    elif inspect.isclass(annotation) and dataclasses.is_dataclass(annotation):
+        found += [table for hint in typing.get_type_hints(annotation).values() for table in tables_in(hint, seen)]
+    return found
+
+
 def _check(actor: Actor, requires: str | None, admin: bool) -> None:
     if requires is not None:
         require_permission(actor, requires)
@@ -52,13 +74,10 @@ def _check(actor: Actor, requires: str | None, admin: bool) -> None:
 def _in_unit_of_work(fn: Handler, requires: str | None, admin: bool, public: bool) -> Handler:
     signature = inspect.signature(fn)
     wants_uow = "uow" in signature.parameters
-    returned = signature.return_annotation
-    if (
-        inspect.isclass(returned)
-        and issubclass(returned, SQLModel)
-        and getattr(returned, "__table__", None) is not None
-    ):
-        raise TypeError(f"{fn.__qualname__} returns a table; return its Public schema (tables leak columns)")
+    if tables := tables_in(signature.return_annotation):
+        raise TypeError(
+            f"{fn.__qualname__} returns the table {tables[0].__name__}; return its Public schema (tables leak columns)"
+        )
 
     @functools.wraps(fn)
     def handler(*args: Any, uow: RequestUnitOfWork, **kwargs: Any) -> Any:

@@ -17,17 +17,21 @@ logger = logging.getLogger(__name__)
 def is_outage(error: BaseException | None) -> bool:
     """The database is unreachable, too slow, or dropped the connection: retry later, not a bug.
 
-    Follows explicit chaining (`raise ... from`): advanced-alchemy wraps every statement error in
-    its own exceptions. A SQLAlchemy error is an outage when it is operational (connection refused,
-    statement timeout, no answer), a pool timeout, or when SQLAlchemy found the connection dead
-    (`connection_invalidated`: psycopg2 reports a closed connection as an InterfaceError). Errors of
-    the driver that escaped SQLAlchemy count too.
+    A SQLAlchemy error is an outage when it is operational (connection refused, statement timeout,
+    no answer, SQLite's locked or unreadable file), a pool timeout, or when SQLAlchemy found the
+    connection dead (`connection_invalidated`: psycopg2 reports a closed connection as an
+    InterfaceError). Errors of the driver that escaped SQLAlchemy count too, and so does an error
+    raised from one of these (explicit chaining, `raise ... from`). SQLite reports a statement it
+    cannot run (no such table, a syntax error: result code SQLITE_ERROR) as an OperationalError too:
+    that is a bug or a database not migrated, never an outage.
     """
     for _ in range(16):  # a chain is short; a cycle is not followed forever
         if error is None:
             return False
         if isinstance(error, sa_exc.DBAPIError):
-            if isinstance(error, sa_exc.OperationalError) or error.connection_invalidated:
+            if error.connection_invalidated:
+                return True
+            if isinstance(error, sa_exc.OperationalError) and not _sqlite_statement_error(error.orig):
                 return True
         elif isinstance(error, sa_exc.TimeoutError | sa_exc.DisconnectionError) or _driver_outage(error):
             return True
@@ -41,15 +45,22 @@ def _cause(error: BaseException) -> BaseException | None:
     return error.__cause__
 
 
+def _sqlite_statement_error(error: object) -> bool:
+    """SQLite could not run the statement as written (SQLITE_ERROR, the primary code of "no such
+    table", "no such column", "syntax error"...), as opposed to being busy, locked or unreadable."""
+    code = getattr(error, "sqlite_errorcode", None)
+    return isinstance(error, sqlite3.Error) and code is not None and code & 0xFF == sqlite3.SQLITE_ERROR
+
+
 def _driver_outage(error: BaseException) -> bool:
     psycopg2 = sys.modules.get("psycopg2")  # imported only when PostgreSQL is used
     if psycopg2 is not None and isinstance(error, psycopg2.OperationalError | psycopg2.InterfaceError):
         return True
-    return isinstance(error, sqlite3.OperationalError)
+    return isinstance(error, sqlite3.OperationalError) and not _sqlite_statement_error(error)
 
 
 def _driver_error(error: BaseException) -> BaseException:
-    """The driver's exception at the bottom of SQLAlchemy's (and advanced-alchemy's) wrapping."""
+    """The driver's exception at the bottom of SQLAlchemy's wrapping (and of any `raise ... from`)."""
     for _ in range(16):
         inner = _cause(error)
         if inner is None:

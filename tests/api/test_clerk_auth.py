@@ -55,6 +55,11 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
+def cookie(token: str, name: str = "__session") -> dict[str, str]:
+    """The browser's `Cookie` header (httpx deprecates per-request `cookies=`)."""
+    return {"Cookie": f"{name}={token}"}
+
+
 ATTACKS: dict[str, tuple[Callable[[], str], str]] = {
     "alg-none": (lambda: unsigned_token(session_claims(), {"alg": "none", "typ": "JWT", "kid": KEY.kid}), "algorithm"),
     "hs256-with-public-key": (
@@ -131,24 +136,24 @@ def test_session_category_and_small_clock_skew_are_accepted(clerk_client: TestCl
 
 def test_cookies_authenticate_and_the_header_wins(clerk_client: TestClient) -> None:
     token = KEY.mint(sub="user_cookie")
-    assert clerk_client.get("/api/users/me", cookies={"__session": token}).status_code == 200
-    assert clerk_client.get("/api/users/me", cookies={"__session_Xy12ab": token}).status_code == 200
-    both = clerk_client.get("/api/users/me", headers=bearer("garbage"), cookies={"__session": token})
+    assert clerk_client.get("/api/users/me", headers=cookie(token)).status_code == 200
+    assert clerk_client.get("/api/users/me", headers=cookie(token, "__session_Xy12ab")).status_code == 200
+    both = clerk_client.get("/api/users/me", headers={**bearer("garbage"), **cookie(token)})
     assert both.status_code == 401
-    assert clerk_client.get("/api/users/me", headers=bearer(token), cookies={"__session": "garbage"}).status_code == 200
+    assert clerk_client.get("/api/users/me", headers={**bearer(token), **cookie("garbage")}).status_code == 200
 
 
 def test_a_token_without_azp_is_refused_unless_native_clients_are_opted_in(
     clerk_client: TestClient, settings: Settings, database: Database
 ) -> None:
     token = KEY.mint(azp=None)
-    for credentials in ({"headers": bearer(token)}, {"cookies": {"__session": token}}):
-        response = clerk_client.get("/api/users/me", **credentials)
+    for credentials in (bearer(token), cookie(token)):
+        response = clerk_client.get("/api/users/me", headers=credentials)
         assert (response.status_code, response.json()["reason"]) == (401, "authorized_party"), credentials
     opted_in = create_app(clerk_settings(settings, clerk_accept_tokens_without_azp=True))
     with TestClient(opted_in) as client:
         assert client.get("/api/users/me", headers=bearer(token)).status_code == 200
-        assert client.get("/api/users/me", cookies={"__session": token}).status_code == 401  # never a cookie
+        assert client.get("/api/users/me", headers=cookie(token)).status_code == 401  # never a cookie
 
 
 def test_both_credentials_give_the_same_context(clerk_client: TestClient, make_api_key: Callable) -> None:

@@ -111,7 +111,8 @@ def _operational() -> sa_exc.OperationalError:
 
 
 def _wrapped(cause: BaseException) -> aa_exc.IntegrityError:
-    """What advanced-alchemy raises for every statement error, an outage included."""
+    """An outage raised from another error (as advanced-alchemy's wrappers did before the
+    repositories set `wrap_exceptions=False`): still an outage."""
     error = aa_exc.IntegrityError(f"An integrity error occurred: {cause}")
     error.__cause__ = cause
     return error

@@ -1,7 +1,7 @@
 """List parameters and pages: defined once, for every domain and every adapter.
 
-The API derives its query parameters (bounds included) from `ListParams`' fields, so the OpenAPI,
-the validation and the domain agree by construction.
+The API derives its query parameters (every constraint included, from `ListParams`' JSON schema)
+from its fields, so the OpenAPI, the validation and the domain agree by construction.
 """
 
 from dataclasses import dataclass

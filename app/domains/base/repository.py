@@ -1,4 +1,9 @@
-"""Repository base: advanced-alchemy's sync repository, with the row policy in every statement."""
+"""Repository base: advanced-alchemy's sync repository, with the row policy in every statement.
+
+Errors are not wrapped (`wrap_exceptions=False`): a statement's error is SQLAlchemy's own (an
+`IntegrityError`, an `OperationalError` for an outage...), which the service and the adapters read
+directly, and a missing row is the domain's `NotFoundError`, the only not-found type there is.
+"""
 
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
@@ -7,6 +12,7 @@ from advanced_alchemy.repository import SQLAlchemySyncRepository
 from sqlalchemy import ColumnElement
 from sqlalchemy.dialects import postgresql, sqlite
 
+from app.domains.base.exceptions import NotFoundError
 from app.domains.base.models import TableBase
 
 ModelT = TypeVar("ModelT", bound=TableBase)
@@ -24,8 +30,15 @@ class Repository(SQLAlchemySyncRepository[ModelT]):
     """
 
     def __init__(self, *, row_filters: Callable[[], list[ColumnElement[bool]]] = _no_filters, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+        super().__init__(**{**kwargs, "wrap_exceptions": False})
         self.row_filters = row_filters
+
+    # advanced-alchemy's is a staticmethod raising its own NotFoundError; this one names the model.
+    def check_not_found(self, item_or_none: ModelT | None) -> ModelT:  # type: ignore[override]
+        """`get`, `get_one`, `update` and `delete` of a row that is not there, or not visible."""
+        if item_or_none is None:
+            raise NotFoundError(f"{self.model_type.__name__} not found")
+        return item_or_none
 
     # advanced-alchemy's is a staticmethod; this one needs the instance's row filters.
     def _get_base_stmt(self, *, statement: Any, loader_options: Any, execution_options: Any) -> Any:  # type: ignore[override]

@@ -12,8 +12,6 @@ from contextlib import contextmanager
 from functools import cached_property
 from typing import Any, ClassVar, Generic, Self, cast
 
-from advanced_alchemy.exceptions import IntegrityError
-from advanced_alchemy.exceptions import NotFoundError as RepositoryNotFoundError
 from advanced_alchemy.service import SQLAlchemySyncRepositoryService
 from pydantic import BaseModel
 from sqlalchemy import ColumnElement, CursorResult, Executable, asc, desc, func, literal, select
@@ -22,7 +20,8 @@ from sqlalchemy.orm import Session
 from sqlmodel import col
 
 from app.domains.base.actors import Actor
-from app.domains.base.exceptions import ConflictError, DomainValidationError, NotFoundError, PermissionDeniedError
+from app.domains.base.exceptions import DomainValidationError, NotFoundError, PermissionDeniedError
+from app.domains.base.integrity import as_domain_error
 from app.domains.base.lists import COUNT_CAP, ListParams, Page
 from app.domains.base.policies import RowPolicy
 from app.domains.base.repository import ModelT, Repository
@@ -35,7 +34,8 @@ class Service(SQLAlchemySyncRepositoryService[ModelT, Repository[ModelT]], Gener
     policy: ClassVar[RowPolicy]
     sortable_fields: ClassVar[frozenset[str]] = frozenset({"created_at", "updated_at"})
     search_fields: ClassVar[frozenset[str]] = frozenset()
-    # Which unique column a violation names (in the driver's message) -> what to tell the caller.
+    # Which unique column a violation names (in the driver's message) -> what to tell the caller
+    # (see `integrity.as_domain_error`).
     conflict_messages: ClassVar[dict[str, str]] = {}
 
     def __init__(self, uow: UnitOfWork, actor: Actor | None = None) -> None:
@@ -100,13 +100,6 @@ class Service(SQLAlchemySyncRepositoryService[ModelT, Repository[ModelT]], Gener
 
     # -- reads -----------------------------------------------------------------------------------
 
-    def get(self, item_id: Any, **kwargs: Any) -> ModelT:
-        """The row, or NotFoundError when it does not exist or the actor may not see it."""
-        try:
-            return super().get(item_id, **kwargs)
-        except RepositoryNotFoundError as error:
-            raise NotFoundError(f"{self.model_type.__name__} {item_id} not found") from error
-
     def page(self, params: ListParams) -> Page[ModelT]:
         """One page in a stable order, with a total that stops counting at COUNT_CAP."""
         if params.order_by not in self.sortable_fields:
@@ -136,11 +129,11 @@ class Service(SQLAlchemySyncRepositoryService[ModelT, Repository[ModelT]], Gener
     # (`type: ignore[override]`: these take fewer options than advanced-alchemy's, on purpose)
 
     def create(self, data: Any, **kwargs: Any) -> ModelT:
-        """`to_model_on_create` receives a dict (a schema is dumped first, unset fields left out)."""
-        if isinstance(data, BaseModel) and not isinstance(data, self.model_type):
-            data = self._as_dict(data)
-        row = self._ensure_allowed(self.to_model(data, "create"))
-        with self._conflicts_as_domain_errors():
+        """`to_model_on_create` receives a dict: a schema or a table instance is dumped first (the
+        fields set on it; unset ones are left out), so its rules and normalisation apply to every
+        form. Returns the row created (a table instance passed in is not the one stored)."""
+        row = self._ensure_allowed(self.to_model(self._as_dict(data), "create"))
+        with self._integrity_errors_as_domain_errors():
             return self.repository.add(row, **kwargs)
 
     def create_many(self, data: Iterable[Any], **_: Any) -> list[ModelT]:  # type: ignore[override]
@@ -159,7 +152,7 @@ class Service(SQLAlchemySyncRepositoryService[ModelT, Repository[ModelT]], Gener
             self._ensure_allowed(construct(**cast("dict[str, Any]", self.to_model_on_create(values))))
             for values in map(self._as_dict, data)
         ]
-        with self._conflicts_as_domain_errors():  # a missing foreign key still raises
+        with self._integrity_errors_as_domain_errors():  # a missing foreign key still raises
             return self.repository.insert_many_if_absent(rows)
 
     def update(self, data: Mapping[str, Any] | BaseModel | ModelT, item_id: Any = None, **_: Any) -> ModelT:  # type: ignore[override]
@@ -214,7 +207,7 @@ class Service(SQLAlchemySyncRepositoryService[ModelT, Repository[ModelT]], Gener
         for name, value in changes.items():
             setattr(row, name, value)
         self._ensure_allowed(row)
-        with self._conflicts_as_domain_errors():
+        with self._integrity_errors_as_domain_errors():
             self.session.flush()
         return row
 
@@ -230,22 +223,11 @@ class Service(SQLAlchemySyncRepositoryService[ModelT, Repository[ModelT]], Gener
         return dict(data)
 
     @contextmanager
-    def _conflicts_as_domain_errors(self) -> Iterator[None]:
-        """A unique or foreign-key violation becomes a ConflictError.
-
-        advanced-alchemy wraps every statement error (an unreachable database, a missing table...)
-        in its IntegrityError; only a real integrity violation from the database is a conflict.
-        The transaction is the unit of work's: it rolls back (or the caller used a savepoint).
-        """
+    def _integrity_errors_as_domain_errors(self) -> Iterator[None]:
+        """A unique or foreign-key violation becomes a ConflictError (409), a NOT NULL or check
+        violation a DomainValidationError naming the field (422). The transaction is the unit of
+        work's: it rolls back (or the caller used a savepoint)."""
         try:
             yield
-        except (IntegrityError, sa_exc.IntegrityError) as error:
-            cause = error if isinstance(error, sa_exc.IntegrityError) else error.__cause__
-            if not isinstance(cause, sa_exc.IntegrityError):
-                raise
-            message = str(cause.orig)
-            detail = next(
-                (text for column, text in self.conflict_messages.items() if column in message),
-                "the change conflicts with an existing row",
-            )
-            raise ConflictError(detail) from error
+        except sa_exc.IntegrityError as error:
+            raise as_domain_error(error, self.conflict_messages) from error
