@@ -18,7 +18,7 @@ from app.domains.base.actors import Actor
 from app.domains.base.unit_of_work import UnitOfWork
 from app.domains.users.api_keys import FailedAttempts, KeyHasher
 from app.infrastructure.attempts import AttemptLimiter
-from app.infrastructure.clerk import ClerkTokenVerifier
+from app.infrastructure.clerk_session_tokens import ClerkTokenVerifier
 from app.infrastructure.config import Settings, get_settings
 from app.infrastructure.database import Database
 from app.infrastructure.hashing import APIKeyHasher

@@ -42,6 +42,6 @@ def test_a_route_that_would_not_verify_credentials_stops_the_app(monkeypatch, tm
     def plain() -> dict[str, str]:
         return {"secret": "data"}
 
-    monkeypatch.setattr(main, "route_handlers", [*main.route_handlers, plain])
+    monkeypatch.setattr(main, "controllers", [*main.controllers, plain])
     with pytest.raises(RuntimeError, match=r"/api/reports/plain \(plain\) does not verify credentials"):
         main.create_app(settings_for(f"sqlite:///{tmp_path / 'app.db'}"))

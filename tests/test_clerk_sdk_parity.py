@@ -8,7 +8,7 @@ import pytest
 from clerk_backend_api.security import authenticate_request
 from clerk_backend_api.security.types import AuthenticateRequestOptions
 
-from app.infrastructure.clerk import ClerkTokenVerifier, TokenRejected
+from app.infrastructure.clerk_session_tokens import ClerkTokenVerifier, TokenRejected
 from tests.clerk_helpers import ALLOWED_ORIGIN, ISSUER, SigningKey
 
 KEY = SigningKey("ins_parity")

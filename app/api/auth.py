@@ -27,10 +27,10 @@ from app.domains.base.actors import Actor
 from app.domains.base.exceptions import AuthenticationError, PermissionDeniedError
 from app.domains.base.unit_of_work import UnitOfWork
 from app.domains.users.api_keys import api_key_prefix
-from app.domains.users.clerk import ClerkSync
+from app.domains.users.clerk_user_sync import ClerkSync
 from app.domains.users.exceptions import InvalidAPIKeyError
 from app.domains.users.service import APIKeyService
-from app.infrastructure.clerk import TokenRejected
+from app.infrastructure.clerk_session_tokens import TokenRejected
 
 API_KEY_HEADER = "X-API-Key"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})

@@ -1,8 +1,8 @@
-"""Every controller the app serves."""
+"""Every controller the app serves: a new domain's controller is one more entry here."""
 
 from app.api.routes.api_keys import APIKeyController
 from app.api.routes.health import HealthController
 from app.api.routes.users import UserController
 from app.api.routes.webhooks import WebhookController
 
-route_handlers = [HealthController, UserController, APIKeyController, WebhookController]
+controllers = [HealthController, UserController, APIKeyController, WebhookController]

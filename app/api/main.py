@@ -13,12 +13,12 @@ from litestar.openapi.spec import Components, SecurityScheme
 from pydantic import BaseModel
 
 from app.api.auth import API_KEY_HEADER, CredentialMiddleware
+from app.api.controllers import controllers
 from app.api.dependencies import app_dependencies
 from app.api.docs import DOCS_PATH, docs_assets, docs_pages, docs_router
 from app.api.problems import exception_handlers
 from app.api.request_log import AccessLog
-from app.api.router import route_handlers
-from app.api.routing import ensure_every_route_verifies_credentials
+from app.api.route_decorators import ensure_every_route_verifies_credentials
 from app.bootstrap import Container, bootstrap
 from app.infrastructure.config import Settings
 from app.infrastructure.log_format import (
@@ -65,7 +65,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         asyncio.get_running_loop().set_default_executor(executor)
 
     app = Litestar(
-        route_handlers=[*route_handlers, docs_assets],
+        route_handlers=[*controllers, docs_assets],
         dependencies=app_dependencies,
         middleware=[DefineMiddleware(CredentialMiddleware, exclude=[f"^{DOCS_PATH}"])],
         exception_handlers=exception_handlers,

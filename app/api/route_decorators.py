@@ -143,7 +143,7 @@ def ensure_every_route_verifies_credentials(app: litestar.Litestar) -> None:
                 continue
             raise RuntimeError(
                 f"{route.path} ({handler.handler_name}) does not verify credentials: declare it with "
-                "app.api.routing's decorators, or mark it opt={'exclude_from_auth': True} if it is public"
+                "the decorators of app.api.route_decorators, or mark it opt={'exclude_from_auth': True} if it is public"
             )
 
 

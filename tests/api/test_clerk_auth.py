@@ -13,9 +13,9 @@ from app.api.main import create_app
 from app.bootstrap import Container
 from app.domains.base.models import utcnow
 from app.domains.base.permissions import permissions
-from app.domains.users.clerk import ClerkSync
+from app.domains.users.clerk_user_sync import ClerkSync
 from app.domains.users.models import User
-from app.infrastructure.clerk import ClerkTokenVerifier, TokenRejected
+from app.infrastructure.clerk_session_tokens import ClerkTokenVerifier, TokenRejected
 from app.infrastructure.config import Settings
 from app.infrastructure.database import Database
 from tests.clerk_helpers import (

@@ -12,7 +12,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from app.api.main import create_app
-from app.domains.users.clerk import ClerkUser
+from app.domains.users.clerk_user_sync import ClerkUser
 from app.domains.users.models import APIKey, User
 from app.domains.webhooks.models import WebhookEvent
 from app.infrastructure.config import Settings

@@ -20,7 +20,7 @@ from app.bootstrap import Container
 from app.cli import generate_user
 from app.domains.base.actors import Actor, Role
 from app.domains.base.exceptions import DomainError
-from app.domains.users.clerk import ClerkSync
+from app.domains.users.clerk_user_sync import ClerkSync
 from app.domains.users.emails import normalized_email
 from app.domains.users.models import User
 from app.domains.webhooks.models import WebhookEvent

@@ -21,7 +21,7 @@ from litestar.testing import TestClient
 from app.api.auth import CredentialMiddleware
 from app.api.dependencies import app_dependencies, service_dependencies
 from app.api.problems import DOMAIN_ERROR_STATUS, exception_handlers
-from app.api.routing import get, post
+from app.api.route_decorators import get, post
 from app.bootstrap import Container
 from app.domains.base.actors import Role
 from app.domains.base.exceptions import DomainError, NotFoundError, TooManyAttemptsError

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import pytest
 from pydantic import BaseModel
 
-from app.api.routing import get
+from app.api.route_decorators import get
 from app.domains.base.lists import Page
 from app.domains.users.models import APIKey, User
 from app.domains.users.schemas import UserPublic

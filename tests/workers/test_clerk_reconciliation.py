@@ -19,9 +19,9 @@ from app.bootstrap import Container
 from app.domains.base.actors import Role
 from app.domains.base.exceptions import PermissionDeniedError
 from app.domains.base.models import utcnow
-from app.domains.users.clerk import ClerkSync
+from app.domains.users.clerk_user_sync import ClerkSync
 from app.domains.users.models import APIKey, User
-from app.infrastructure.clerk_api import Backoff, ClerkAPI, ClerkAPIError, retry_after_seconds
+from app.infrastructure.clerk_backend_api import Backoff, ClerkAPI, ClerkAPIError, retry_after_seconds
 from app.workers.flows import FLOWS
 from app.workers.flows.clerk_reconciliation import clerk_reconciliation
 from app.workers.runtime import use_container

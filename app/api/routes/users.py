@@ -7,7 +7,7 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 
 from app.api.dependencies import service_dependencies
-from app.api.routing import delete, get, patch, post
+from app.api.route_decorators import delete, get, patch, post
 from app.domains.base.lists import ListParams, Page
 from app.domains.base.schemas import to_public
 from app.domains.users.permissions import UserPermission

@@ -6,9 +6,9 @@ from litestar.datastructures import Headers
 from litestar.params import RawBody
 
 from app.api.dependencies import UnitOfWorkDep
-from app.api.routing import post
+from app.api.route_decorators import post
 from app.domains.base.exceptions import MalformedInputError
-from app.domains.users.clerk import ClerkSync
+from app.domains.users.clerk_user_sync import ClerkSync
 from app.infrastructure.svix import WebhookRejected
 
 

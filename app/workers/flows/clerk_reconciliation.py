@@ -10,7 +10,7 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 
-from app.infrastructure.clerk_api import MAX_PAGE_SIZE, ClerkAPIError
+from app.infrastructure.clerk_backend_api import MAX_PAGE_SIZE, ClerkAPIError
 from app.workers.runtime import BatchSize, container
 from app.workers.tasks.clerk import find_deleted_users, sync_users_page, tombstone_users
 

@@ -8,8 +8,8 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from app.domains.base.exceptions import DomainError
-from app.domains.users.clerk import ClerkSync
-from app.infrastructure.clerk_api import Backoff, ClerkAPI
+from app.domains.users.clerk_user_sync import ClerkSync
+from app.infrastructure.clerk_backend_api import Backoff, ClerkAPI
 from app.workers.runtime import container, unit_of_work
 
 # How failed requests are retried; tests swap in one that does not really wait.
