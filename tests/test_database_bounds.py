@@ -22,7 +22,7 @@ from sqlalchemy import text
 
 from app.infrastructure.config import Settings
 from app.infrastructure.database import Database, build_engine
-from app.infrastructure.database_errors import ConnectionGate, describe, is_outage, redacted_traceback
+from app.infrastructure.database_errors import ConnectionGate, describe_database_error, is_outage, redacted_traceback
 from app.infrastructure.postgres import BoundedConnection, DeadlineExceeded, wait_with_deadline
 from tests.helpers import backend_name, settings_for
 
@@ -106,7 +106,7 @@ def test_statement_parameters_never_reach_errors_or_logs(database: Database, cap
     assert "[SQL parameters hidden due to hide_parameters=True]" in str(raised.value)
     assert "SQL parameters hidden" in caplog.text
     assert secret not in caplog.text
-    logged = f"{describe(raised.value)}\n{redacted_traceback(raised.value)}"
+    logged = f"{describe_database_error(raised.value)}\n{redacted_traceback(raised.value)}"
     assert "[SQL: SELECT " in logged
     assert "no_such_table" in logged
     assert secret not in logged
@@ -122,7 +122,10 @@ def test_a_server_that_never_answers_costs_the_connect_timeout(silent_server: st
         database.dispose()
     assert 0.4 < time.monotonic() - started < 1.5
     assert is_outage(raised.value)
-    assert describe(raised.value) == "DeadlineExceeded: the database did not answer within 0.5 s (connecting)"
+    assert (
+        describe_database_error(raised.value)
+        == "DeadlineExceeded: the database did not answer within 0.5 s (connecting)"
+    )
 
 
 def test_while_the_database_is_down_one_connection_attempt_at_a_time(silent_server: str) -> None:
@@ -287,8 +290,8 @@ def test_outages_are_told_from_bugs(error: BaseException, outage: bool) -> None:
 
 def test_describe_names_the_driver_error_in_one_line() -> None:
     error = _caused(aa_exc.IntegrityError("wrapped"), _operational())
-    assert describe(error) == "OperationalError: server closed the connection"
-    assert describe(ValueError()) == "ValueError"
+    assert describe_database_error(error) == "OperationalError: server closed the connection"
+    assert describe_database_error(ValueError()) == "ValueError"
 
 
 def test_a_postgresql_error_is_described_by_its_codes_not_its_message(settings: Settings) -> None:
@@ -303,5 +306,5 @@ def test_a_postgresql_error_is_described_by_its_codes_not_its_message(settings: 
     finally:
         database.dispose()
     assert secret in str(raised.value.orig)  # what the server said
-    assert describe(raised.value) == "InvalidTextRepresentation (SQLSTATE 22P02)"
+    assert describe_database_error(raised.value) == "InvalidTextRepresentation (SQLSTATE 22P02)"
     assert secret not in redacted_traceback(raised.value)

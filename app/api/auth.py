@@ -6,30 +6,25 @@ wins: `X-API-Key`, then `Authorization: Bearer <Clerk session token>`, then the 
 a session token whose key is not cached waits there, as a coroutine and for a bounded time, for the
 shared JWKS fetch (see `app.infrastructure.jwks`), so no worker thread ever waits on Clerk.
 
-In the worker thread, inside the request's unit of work: `RequestUnitOfWork.authenticate` verifies
-it (the key row, or the token's signature and then its user, created on first sight) with the same
-session the handler then uses. So the actor's row is already loaded, nothing is committed twice, and
-no connection is ever held across a hop between the event loop and the pool.
+In the worker thread, inside the request's unit of work: `RequestUnitOfWork.authenticate`
+(`app.api.request_unit_of_work`) verifies it (the key row, or the token's signature and then its
+user, created on first sight) with the same session the handler then uses. So the actor's row is
+already loaded, nothing is committed twice, and no connection is ever held across a hop between the
+event loop and the pool.
 """
 
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
-from uuid import UUID
 
 from litestar.connection import ASGIConnection
 from litestar.exceptions import ServiceUnavailableException
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
 
 from app.api.request_log import varies_by_credential
-from app.bootstrap import Container
-from app.domains.base.actors import Actor
 from app.domains.base.exceptions import AuthenticationError, PermissionDeniedError
-from app.domains.base.unit_of_work import UnitOfWork
 from app.domains.users.api_keys import api_key_prefix
-from app.domains.users.clerk_user_sync import ClerkSync
 from app.domains.users.exceptions import InvalidAPIKeyError
-from app.domains.users.service import APIKeyService
 from app.infrastructure.clerk_session_tokens import TokenRejected
 
 API_KEY_HEADER = "X-API-Key"
@@ -117,49 +112,3 @@ def refuse_cross_site(connection: ASGIConnection[Any, Any, Any, Any], authorized
     media_type = connection.headers.get("content-type", "").split(";")[0].strip().lower()
     if method in BODY_METHODS and media_type != "application/json":
         raise PermissionDeniedError("a cookie-authenticated change must send application/json", reason="csrf")
-
-
-class RequestUnitOfWork(UnitOfWork):
-    """A request's unit of work; its actor comes from the request's credential (or is anonymous)."""
-
-    def __init__(
-        self, container: Container, credential: Credential | None, *, read_only: bool = False, client: str | None = None
-    ) -> None:
-        super().__init__(container.session_factory(read_only), None, container.resources)
-        self.container = container
-        self.credential = credential
-        self.client = client  # the peer's address: failed authentications are counted per client
-
-    @property
-    def user_id(self) -> UUID | None:
-        """The user the request acted as: None before authentication, on public routes, for webhooks."""
-        return self._actor.user_id if self._actor is not None else None
-
-    def authenticate(self, *, anonymous: bool = False) -> Actor:
-        """Run in the worker thread: the actor behind the credential (on a public route: anonymous)."""
-        credential = self.credential
-        if anonymous:
-            actor = Actor.anonymous()
-        elif credential is None:  # fail closed, should the middleware ever be bypassed
-            raise AuthenticationError("authentication required", reason="missing")
-        elif credential.kind is CredentialKind.API_KEY:
-            actor = self.service(APIKeyService).authenticate(credential.values[0], client=self.client)
-        else:
-            clerk_id = self._verified_clerk_user(credential)
-            actor = self.service(ClerkSync).authenticate(clerk_id)
-        self.actor = actor
-        return actor
-
-    def _verified_clerk_user(self, credential: Credential) -> str:
-        """The Clerk user id of the first token that verifies (against cached keys: no network).
-        Refused: the first token's reason, unless one may be valid but its key was unavailable."""
-        verifier = self.container.clerk_verifier
-        assert verifier is not None  # noqa: S101 (the middleware refused session tokens without one)
-        rejection: TokenRejected | None = None
-        for token in credential.values:
-            try:
-                return verifier.verify(token, from_cookie=credential.from_cookie).user_id
-            except TokenRejected as error:
-                rejection = error if error.reason == "key_unavailable" else rejection or error
-        assert rejection is not None  # noqa: S101 (values is never empty)
-        raise token_refused(rejection)

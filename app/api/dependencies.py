@@ -7,42 +7,17 @@ thread), and an async provider runs inline on the event loop instead of costing 
 import inspect
 from datetime import datetime
 from typing import Annotated, Any, Literal
-from uuid import UUID
 
-from litestar import Request
 from litestar.di import NamedDependency, Provide
 from litestar.params import QueryParameter
 from pydantic import BaseModel
 
-from app.api.auth import SAFE_METHODS, Credential, RequestUnitOfWork
-from app.api.request_log import UNIT_OF_WORK
-from app.domains.base.exceptions import NotFoundError
+from app.api.request_unit_of_work import RequestUnitOfWork, provide_unit_of_work
 from app.domains.base.lists import ListParams
 from app.domains.base.service import Service
 
 UnitOfWorkDep = NamedDependency[RequestUnitOfWork]
 """`uow: UnitOfWorkDep` in a handler: the request's unit of work (`uow.actor`, `uow.service(...)`)."""
-
-
-async def provide_unit_of_work(request: Request[Any, Any, Any]) -> RequestUnitOfWork:
-    _require_canonical_uuids(request)
-    credential = request.scope.get("auth")  # absent on public routes
-    credential = credential if isinstance(credential, Credential) else None
-    read_only = request.method in SAFE_METHODS  # GET routes read: no transaction (see UnitOfWork)
-    client = request.client.host if request.client else None
-    uow = RequestUnitOfWork(request.app.state.container, credential, read_only=read_only, client=client)
-    request.scope["state"][UNIT_OF_WORK] = uow  # the access log names its actor
-    return uow
-
-
-def _require_canonical_uuids(request: Request[Any, Any, Any]) -> None:
-    """An id in the path is only its canonical hyphenated form: Litestar's `uuid` type also takes
-    `{...}`, `urn:uuid:` and unhyphenated spellings, which would make one row reachable at several
-    URLs (and confuse caches and logs). Any other spelling is a 404."""
-    segments = request.url.path.lower().split("/")
-    for value in request.path_params.values():
-        if isinstance(value, UUID) and str(value) not in segments:
-            raise NotFoundError("not found")
 
 
 def provide_service(service_type: type[Service[Any]]) -> Provide:

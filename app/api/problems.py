@@ -24,7 +24,7 @@ from app.domains.base.exceptions import (
     PermissionDeniedError,
     TooManyAttemptsError,
 )
-from app.infrastructure.database_errors import describe, involves_database, is_outage, redacted_traceback
+from app.infrastructure.database_errors import describe_database_error, involves_database, is_outage, redacted_traceback
 from app.infrastructure.log_format import Verbatim
 from app.infrastructure.svix import WebhookRejected
 
@@ -144,7 +144,7 @@ def _database_unavailable(request: Request[Any, Any, Any], exc: Exception) -> Re
 
     One line per failure (the request id is a field of the record); the traceback once per outage,
     not per request.
-    Neither names the statement's parameters (see `describe`).
+    Neither names the statement's parameters (see `describe_database_error`).
     """
     rid = request_id(request.scope)  # the access line's id; the response carries it in X-Request-ID
     trace = Verbatim(f"\n{redacted_traceback(exc)}" if outages.starts_outage() else "")
@@ -152,7 +152,7 @@ def _database_unavailable(request: Request[Any, Any, Any], exc: Exception) -> Re
         "database unavailable: %s %s: %s%s",
         request.method,
         request.url.path,
-        describe(exc),
+        describe_database_error(exc),
         trace,
         extra={"request_id": rid},
     )
@@ -177,7 +177,9 @@ def _unexpected_error(request: Request[Any, Any, Any], exc: Exception) -> Respon
         return _database_unavailable(request, exc)
     if involves_database(exc):  # the driver's messages quote the statement's values: redacted
         trace = Verbatim(f"\n{redacted_traceback(exc)}")
-        logger.error("unhandled error on %s %s: %s%s", request.method, request.url.path, describe(exc), trace)
+        logger.error(
+            "unhandled error on %s %s: %s%s", request.method, request.url.path, describe_database_error(exc), trace
+        )
     else:
         logger.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return problem(500, "internal server error")

@@ -35,7 +35,7 @@ _SANE_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:/+=-]{1,128}")
 # Keys of the scope's state (`request.state`): the request id, and the unit of work whose actor the
 # access line names (put there by `provide_unit_of_work`).
 REQUEST_ID = "request_id"
-UNIT_OF_WORK = "unit_of_work"
+REQUEST_UNIT_OF_WORK = "request_unit_of_work"
 RESPONSE_HEADERS = "response_headers"  # which of the tuples below the response gets (default: _NO_STORE)
 
 _NOSNIFF = ((b"x-content-type-options", b"nosniff"),)
@@ -103,7 +103,7 @@ def cacheable(scope: Scope) -> None:
 
 def _log(scope: HTTPScope, status: int, latency_ms: float) -> None:
     state = scope["state"]
-    unit_of_work = state.get(UNIT_OF_WORK)
+    unit_of_work = state.get(REQUEST_UNIT_OF_WORK)
     method, path = scope["method"], scope["path"]
     fields = {
         "request_id": state[REQUEST_ID],

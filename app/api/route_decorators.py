@@ -28,14 +28,16 @@ from litestar.openapi.datastructures import ResponseSpec
 from pydantic import BaseModel
 from sqlmodel import SQLModel
 
-from app.api.auth import RequestUnitOfWork
 from app.api.dependencies import UnitOfWorkDep
 from app.api.problems import PROBLEM_MEDIA_TYPE, ProblemDetails
+from app.api.request_unit_of_work import RequestUnitOfWork
 from app.domains.base.actors import Actor, require_admin, require_permission
 from app.domains.base.permissions import permissions
 
 Handler = Callable[..., Any]
-UNIT_OF_WORK = "unit_of_work"  # the opt key that marks a route made here
+# The opt key that marks a route made here: its handler runs in a request unit of work, which
+# verifies the credential.
+RUNS_IN_UNIT_OF_WORK = "runs_in_unit_of_work"
 
 
 def _problem_responses(statuses: set[int]) -> dict[int, ResponseSpec]:
@@ -111,7 +113,7 @@ def _route(litestar_decorator: Callable[..., Any]) -> Callable[..., Callable[[Ha
             statuses |= {401, 403, 429}
         if "{" in path:
             statuses.add(404)
-        kwargs.setdefault("opt", {})[UNIT_OF_WORK] = True
+        kwargs.setdefault("opt", {})[RUNS_IN_UNIT_OF_WORK] = True
         if public:
             kwargs["opt"]["exclude_from_auth"] = True
             kwargs.setdefault("security", [{}])
@@ -139,7 +141,7 @@ def ensure_every_route_verifies_credentials(app: litestar.Litestar) -> None:
             continue
         for handler in getattr(route, "route_handlers", []):
             opt = handler.opt
-            if handler.http_methods == {"OPTIONS"} or opt.get(UNIT_OF_WORK) or opt.get("exclude_from_auth"):
+            if handler.http_methods == {"OPTIONS"} or opt.get(RUNS_IN_UNIT_OF_WORK) or opt.get("exclude_from_auth"):
                 continue
             raise RuntimeError(
                 f"{route.path} ({handler.handler_name}) does not verify credentials: declare it with "

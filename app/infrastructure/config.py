@@ -164,10 +164,10 @@ def get_settings() -> Settings:
     try:
         return Settings()
     except ValidationError as error:
-        raise SystemExit(f"invalid settings: {describe(error)}") from None
+        raise SystemExit(f"invalid settings: {describe_invalid_settings(error)}") from None
 
 
-def describe(error: ValidationError) -> str:
+def describe_invalid_settings(error: ValidationError) -> str:
     problems = []
     for item in error.errors():
         message = item["msg"].removeprefix("Value error, ")

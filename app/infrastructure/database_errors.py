@@ -69,7 +69,7 @@ def _driver_error(error: BaseException) -> BaseException:
     return error
 
 
-def describe(error: BaseException) -> str:
+def describe_database_error(error: BaseException) -> str:
     """One line naming the driver's error, safe to log: no statement parameters, no values.
 
     psycopg2 binds parameters on the client, so PostgreSQL's messages quote them back (`LINE 1:
@@ -113,14 +113,14 @@ def _chain(error: BaseException) -> list[BaseException]:
 
 def redacted_traceback(error: BaseException) -> str:
     """The traceback of `error` and its causes, as Python prints it, except that the messages of a
-    database error and of everything wrapping it (which quote it) are replaced by `describe`'s line
+    database error and of everything wrapping it (which quote it) are replaced by `describe_database_error`'s line
     and the statement with its placeholders: the stack, the SQL, never the values."""
     chain = _chain(error)
     deepest = max((index for index, link in enumerate(chain) if _is_database_error(link)), default=-1)
     parts = []
     for index, link in enumerate(chain):
         if index <= deepest:
-            message = describe(link)
+            message = describe_database_error(link)
             if isinstance(link, sa_exc.StatementError) and link.statement:
                 message += f" [SQL: {' '.join(link.statement.split())}]"
         else:
@@ -168,7 +168,7 @@ class ConnectionGate:
                     self._probing = False
                 if self.down_since is None:
                     self.down_since = time.monotonic()
-                    logger.warning("database connection failed: %s", describe(error))
+                    logger.warning("database connection failed: %s", describe_database_error(error))
             raise
         with self._lock:
             if probing:

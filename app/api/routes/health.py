@@ -10,7 +10,7 @@ from litestar.datastructures import State
 
 from app.api.problems import problem
 from app.infrastructure.database import Database
-from app.infrastructure.database_errors import describe
+from app.infrastructure.database_errors import describe_database_error
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ class ReadinessProbe:
             reason = f"no answer within {READINESS_TIMEOUT_SECONDS:g} s"
             return reason, reason
         error = running.exception()
-        return None if error is None else (type(error).__name__, describe(error))
+        return None if error is None else (type(error).__name__, describe_database_error(error))
 
 
 def _retrieve(future: "asyncio.Future[None]") -> None:
