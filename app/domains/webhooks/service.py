@@ -9,10 +9,10 @@ from sqlmodel import col
 
 from app.domains.base.actors import require_admin
 from app.domains.base.models import utcnow
-from app.domains.base.policies import AdminsOnly
-from app.domains.base.repository import Repository
 from app.domains.base.service import Service
 from app.domains.webhooks.models import Outcome, WebhookEvent
+from app.domains.webhooks.repository import WebhookEventRepository
+from app.domains.webhooks.rules import webhook_events_policy
 
 REDACTED = {"redacted": True}
 MAX_SVIX_ID_LENGTH = 255  # the column's
@@ -30,13 +30,9 @@ def stored_id(svix_id: str) -> str:
     return "sha256:" + hashlib.sha256(svix_id.encode()).hexdigest()
 
 
-class WebhookEventRepository(Repository[WebhookEvent]):
-    model_type = WebhookEvent
-
-
 class WebhookEventService(Service[WebhookEvent]):
     repository_type = WebhookEventRepository
-    policy = AdminsOnly()
+    policy = webhook_events_policy
 
     def record_once(
         self,
