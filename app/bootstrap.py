@@ -9,14 +9,15 @@ The API, the CLI, the flows and the tests all start here:
 """
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import partial
 
 from sqlalchemy.orm import Session
 
 import app.models  # noqa: F401  (every domain's tables and permissions are registered)
 from app.domains.base.actors import Actor
-from app.domains.base.unit_of_work import UnitOfWork
-from app.domains.users.api_keys import FailedAttempts, KeyHasher
+from app.domains.base.unit_of_work import ServiceFactories, UnitOfWork
+from app.domains.users.service import APIKeyService
 from app.infrastructure.attempts import AttemptLimiter
 from app.infrastructure.clerk_session_tokens import ClerkTokenVerifier
 from app.infrastructure.config import Settings, get_settings
@@ -33,15 +34,21 @@ class Container:
     attempts: AttemptLimiter
     clerk_verifier: ClerkTokenVerifier | None  # None: session tokens are refused
     svix_verifier: SvixVerifier | None  # None: webhooks are refused
+    services: ServiceFactories = field(init=False)  # derived from the fields above
 
-    @property
-    def resources(self) -> dict[type, object]:
-        """What services may ask their unit of work for (`uow.resource(KeyHasher)`)."""
-        return {KeyHasher: self.hasher, FailedAttempts: self.attempts}
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "services", self.service_factories())
+
+    def service_factories(self) -> ServiceFactories:
+        """How units of work build the services that have dependencies: each dependency passed
+        explicitly, by keyword. Any other service is built by its class."""
+        return ServiceFactories().register(
+            APIKeyService, partial(APIKeyService, hasher=self.hasher, attempts=self.attempts)
+        )
 
     def unit_of_work(self, actor: Actor | None = None, *, read_only: bool = False) -> UnitOfWork:
         """`read_only`: statements autocommit one by one (see `UnitOfWork`)."""
-        return UnitOfWork(self.session_factory(read_only), actor, self.resources)
+        return UnitOfWork(self.session_factory(read_only), actor, self.services)
 
     def session_factory(self, read_only: bool) -> Callable[[], Session]:
         return self.database.read_session_factory if read_only else self.database.session_factory

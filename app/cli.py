@@ -17,7 +17,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import col
 
 from app.bootstrap import bootstrap
-from app.domains.base.actors import Actor, AuthMethod, Role
+from app.domains.base.actors import Actor, Role
 from app.domains.base.exceptions import DomainError, NotFoundError
 from app.domains.base.models import utcnow
 from app.domains.base.unit_of_work import UnitOfWork
@@ -68,11 +68,6 @@ def _duration(value: str) -> timedelta:
     return timedelta(**{UNITS[match["unit"]]: int(match["count"])})
 
 
-def _owner(user: User) -> Actor:
-    """The user, acting through the command line: it may grant any permission to its own key."""
-    return Actor(user.id, Role(user.role), Actor.system().permissions, AuthMethod.SYSTEM)
-
-
 def _run_as_system[T: tuple[object, ...]](work: Callable[[UnitOfWork], T]) -> T | int:
     """Run `work` in one transaction as the system: its result, or the exit status after a clear error."""
     container = bootstrap()
@@ -120,7 +115,9 @@ def generate_user(argv: list[str] | None = None) -> int:
 
     def create(uow: UnitOfWork) -> tuple[User, str]:  # the user and its key land together, or neither
         user = uow.service(UserService).create_user(new_user)
-        _, api_key = APIKeyService(uow, _owner(user)).issue(key_request)
+        # the user, through the command line: it may grant any permission to its own key
+        owner = Actor.on_behalf_of(user.id, Role(user.role))
+        _, api_key = uow.service(APIKeyService, actor=owner).issue(key_request)
         return user, api_key
 
     result = _run_as_system(create)
@@ -146,7 +143,8 @@ def generate_key(argv: list[str] | None = None) -> int:
             raise NotFoundError("no user has this e-mail")
         if not user.is_active:
             raise NotFoundError("this user is deactivated: its keys would be refused")
-        key, api_key = APIKeyService(uow, _owner(user)).issue(key_request)
+        owner = Actor.on_behalf_of(user.id, Role(user.role))
+        key, api_key = uow.service(APIKeyService, actor=owner).issue(key_request)
         return user, key, api_key
 
     result = _run_as_system(issue)

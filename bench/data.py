@@ -10,7 +10,7 @@ from pathlib import Path
 from sqlalchemy import Engine, text
 
 from app.bootstrap import bootstrap
-from app.domains.base.actors import Actor, AuthMethod, Role
+from app.domains.base.actors import Actor, Role
 from app.domains.users.schemas import APIKeyCreate, UserCreate
 from app.domains.users.service import APIKeyService, UserService
 from app.infrastructure.config import Settings
@@ -45,8 +45,8 @@ def create_account(settings: Settings, name: str, role: Role) -> Account:
             user = uow.service(UserService).create_user(
                 UserCreate(email=f"{name}@bench.example.com", role=role, clerk_id=clerk_id)
             )
-            owner = Actor(user.id, Role(user.role), Actor.system().permissions, AuthMethod.SYSTEM)
-            _, api_key = APIKeyService(uow, owner).issue(APIKeyCreate(name="bench"))
+            owner = Actor.on_behalf_of(user.id, Role(user.role))
+            _, api_key = uow.service(APIKeyService, actor=owner).issue(APIKeyCreate(name="bench"))
     finally:
         container.dispose()
     return Account(clerk_id, api_key)

@@ -36,7 +36,7 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlmodel import col
 
 from app.bootstrap import Container, bootstrap
-from app.domains.base.actors import Actor, AuthMethod, Role
+from app.domains.base.actors import Actor, Role
 from app.domains.base.models import utcnow
 from app.domains.base.unit_of_work import UnitOfWork
 from app.domains.users.models import User
@@ -183,8 +183,8 @@ def _add_batch(
 def _key_values(uow: UnitOfWork, owner: User, request: APIKeyCreate, key_hash: str) -> dict[str, object]:
     """The row `issue` would store for a key the owner creates (as `generate-user` does), but with
     the run's unusable hash; the full key is dropped."""
-    actor = Actor(owner.id, Role(owner.role), Actor.system().permissions, AuthMethod.SYSTEM)
-    values, _ = APIKeyService(uow, actor).new_key(request)
+    actor = Actor.on_behalf_of(owner.id, Role(owner.role))
+    values, _ = uow.service(APIKeyService, actor=actor).new_key(request)
     return {**values, "key_hash": key_hash}
 
 

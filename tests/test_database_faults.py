@@ -32,7 +32,7 @@ from alembic import command
 from sqlalchemy import select
 
 from app.bootstrap import bootstrap
-from app.domains.base.actors import Actor, AuthMethod, Role
+from app.domains.base.actors import Actor, Role
 from app.domains.users.models import User
 from app.domains.users.schemas import APIKeyCreate, UserCreate
 from app.domains.users.service import APIKeyService, UserService
@@ -168,8 +168,8 @@ def _migrate_and_populate(url: str) -> Fixtures:
             keys = []
             for role in (Role.ADMIN, Role.MEMBER):
                 user = users.create_user(UserCreate(email=f"{role}@example.com", role=role))
-                owner = Actor(user.id, role, Actor.system().permissions, AuthMethod.SYSTEM)
-                keys.append(APIKeyService(uow, owner).issue(APIKeyCreate(name="faults"))[1])
+                owner = Actor.on_behalf_of(user.id, role)
+                keys.append(uow.service(APIKeyService, actor=owner).issue(APIKeyCreate(name="faults"))[1])
             targets = [User(email=f"target-{number}@example.com") for number in range(TARGETS)]
             uow.session.add_all(targets)
         return Fixtures(keys[0], keys[1], [target.id for target in targets])

@@ -16,7 +16,7 @@ from app.bootstrap import Container
 from app.domains.base.actors import Actor
 from app.domains.base.exceptions import AuthenticationError, NotFoundError
 from app.domains.base.unit_of_work import UnitOfWork
-from app.domains.users.clerk_user_sync import ClerkSync
+from app.domains.users.clerk_user_sync import ClerkUserSync
 from app.domains.users.service import APIKeyService
 from app.infrastructure.clerk_session_tokens import TokenRejected
 
@@ -27,7 +27,7 @@ class RequestUnitOfWork(UnitOfWork):
     def __init__(
         self, container: Container, credential: Credential | None, *, read_only: bool = False, client: str | None = None
     ) -> None:
-        super().__init__(container.session_factory(read_only), None, container.resources)
+        super().__init__(container.session_factory(read_only), None, container.services)
         self.container = container
         self.credential = credential
         self.client = client  # the peer's address: failed authentications are counted per client
@@ -48,7 +48,7 @@ class RequestUnitOfWork(UnitOfWork):
             actor = self.service(APIKeyService).authenticate(credential.values[0], client=self.client)
         else:
             clerk_id = self._verified_clerk_user(credential)
-            actor = self.service(ClerkSync).authenticate(clerk_id)
+            actor = self.service(ClerkUserSync, actor=Actor.system()).authenticate(clerk_id)  # a verified token
         self.actor = actor
         return actor
 

@@ -11,9 +11,10 @@ from sqlalchemy import func, select
 
 from app.api.main import create_app
 from app.bootstrap import Container
+from app.domains.base.actors import Actor
 from app.domains.base.models import utcnow
 from app.domains.base.permissions import permissions
-from app.domains.users.clerk_user_sync import ClerkSync
+from app.domains.users.clerk_user_sync import ClerkUserSync
 from app.domains.users.models import User
 from app.infrastructure.clerk_session_tokens import ClerkTokenVerifier, TokenRejected
 from app.infrastructure.config import Settings
@@ -185,7 +186,7 @@ def test_first_sight_is_race_free(container: Container, database: Database) -> N
 
     def authenticate(_: int) -> object:
         with container.unit_of_work() as uow:
-            return uow.service(ClerkSync).authenticate("user_racing").user_id
+            return uow.service(ClerkUserSync, actor=Actor.system()).authenticate("user_racing").user_id
 
     with ThreadPoolExecutor(max_workers=8) as pool:
         user_ids = set(pool.map(authenticate, range(32)))

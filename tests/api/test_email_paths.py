@@ -20,7 +20,7 @@ from app.bootstrap import Container
 from app.cli import generate_user
 from app.domains.base.actors import Actor, Role
 from app.domains.base.exceptions import DomainError
-from app.domains.users.clerk_user_sync import ClerkSync
+from app.domains.users.clerk_user_reconciliation import ClerkUserReconciliation
 from app.domains.users.emails import normalized_email
 from app.domains.users.models import User
 from app.domains.webhooks.models import WebhookEvent
@@ -133,10 +133,14 @@ def test_an_invalid_primary_email_is_acknowledged_recorded_and_changes_nothing(
 
 def test_the_reconciliation_applies_the_rule(container: Container, session: Session) -> None:
     with container.unit_of_work(Actor.system()) as uow:
-        uow.service(ClerkSync).reconcile_user(user_event("user.created", "user_r1", T0, NFD.upper())["data"])
+        uow.service(ClerkUserReconciliation).reconcile_user(
+            user_event("user.created", "user_r1", T0, NFD.upper())["data"]
+        )
     for email in (NFC, "not-an-email"):  # the twin, the non-address: each refused, nothing written
         with pytest.raises(DomainError), container.unit_of_work(Actor.system()) as uow:
-            uow.service(ClerkSync).reconcile_user(user_event("user.created", "user_r2", T0, email)["data"])
+            uow.service(ClerkUserReconciliation).reconcile_user(
+                user_event("user.created", "user_r2", T0, email)["data"]
+            )
     assert emails(session) == [NFC]
 
 

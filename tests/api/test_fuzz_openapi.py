@@ -14,7 +14,7 @@ from sqlalchemy import delete
 
 from app.api.main import create_app
 from app.bootstrap import Container
-from app.domains.base.actors import Actor, AuthMethod, Role
+from app.domains.base.actors import Actor, Role
 from app.domains.users.schemas import APIKeyCreate, UserCreate
 from app.domains.users.service import APIKeyService, UserService
 from app.infrastructure.config import Settings
@@ -43,8 +43,8 @@ def credentials(container: Container) -> Iterator[dict[Role, dict[str, str]]]:
     for role in (Role.MEMBER, Role.ADMIN):
         with container.unit_of_work(Actor.system()) as uow:
             user = uow.service(UserService).create_user(UserCreate(email=f"fuzz-{role}@example.com", role=role))
-            owner = Actor(user.id, role, Actor.system().permissions, AuthMethod.SYSTEM)
-            _, key = APIKeyService(uow, owner).issue(APIKeyCreate(name="fuzz"))
+            owner = Actor.on_behalf_of(user.id, role)
+            _, key = uow.service(APIKeyService, actor=owner).issue(APIKeyCreate(name="fuzz"))
         headers[role] = {"X-API-Key": key}
     yield headers
     with container.database.engine.begin() as connection:

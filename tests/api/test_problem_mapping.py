@@ -19,11 +19,11 @@ from litestar.params import FromPath
 from litestar.testing import TestClient
 
 from app.api.auth import CredentialMiddleware
-from app.api.dependencies import app_dependencies, service_dependencies
+from app.api.dependencies import UnitOfWorkDep, app_dependencies, service_dependencies
 from app.api.problems import DOMAIN_ERROR_STATUS, exception_handlers
 from app.api.route_decorators import get, post
 from app.bootstrap import Container
-from app.domains.base.actors import Role
+from app.domains.base.actors import Actor, Role
 from app.domains.base.exceptions import DomainError, NotFoundError, TooManyAttemptsError
 from tests.scratch import GadgetService, gadgets_table  # noqa: F401 (gadgets_table: a fixture)
 
@@ -53,9 +53,10 @@ class Gadgets(Controller):
         raise ERRORS[name]
 
     @post("/as-system", operation_id="createGadgetAsSystem", admin=True, errors=(422,))
-    def create_as_system(self, gadgets: NamedDependency[GadgetService]) -> dict[str, Any]:
+    def create_as_system(self, uow: UnitOfWorkDep) -> dict[str, Any]:
         """What README's hook does in a flow or the CLI: the system actor is no user, so no owner."""
-        return {"id": str(gadgets.as_system().create({"name": "made by a flow"}).id)}
+        gadgets = uow.service(GadgetService, actor=Actor.system())
+        return {"id": str(gadgets.create({"name": "made by a flow"}).id)}
 
     @get("/", operation_id="listGadgets", admin=True)
     def list_gadgets(self, gadgets: NamedDependency[GadgetService]) -> list[str]:

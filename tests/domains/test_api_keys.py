@@ -1,5 +1,6 @@
 """API keys: issuing, authenticating (expiry, revocation, wrong secret, unknown prefix), caching."""
 
+import dataclasses
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -13,7 +14,7 @@ from app.domains.base.exceptions import ConflictError, DomainValidationError, No
 from app.domains.base.lists import ListParams
 from app.domains.base.permissions import permissions
 from app.domains.base.unit_of_work import UnitOfWork
-from app.domains.users.api_keys import KeyHasher, api_key_prefix, generate_api_key, secret_check
+from app.domains.users.api_keys import api_key_prefix, generate_api_key, secret_check
 from app.domains.users.exceptions import InvalidAPIKeyError
 from app.domains.users.models import APIKey, User
 from app.domains.users.permissions import UserPermission
@@ -223,10 +224,10 @@ def test_a_verified_key_costs_argon2_once_per_process(container, make_user: Call
     hasher = APIKeyHasher(CHEAP_ARGON2["argon2_time_cost"], CHEAP_ARGON2["argon2_memory_cost_kib"])
     counting = CountingArgon2(hasher)
     hasher._argon2 = counting
-    resources = {**container.resources, KeyHasher: hasher}
+    counted = dataclasses.replace(container, hasher=hasher)  # its factories pass this hasher
 
     def api_keys(actor: Actor) -> tuple[UnitOfWork, APIKeyService]:
-        uow = UnitOfWork(container.database.session_factory, actor, resources)
+        uow = counted.unit_of_work(actor)
         return uow, uow.service(APIKeyService)
 
     with api_keys(actor_of(make_user()))[0] as uow:

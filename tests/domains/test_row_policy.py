@@ -156,7 +156,7 @@ def test_creating_a_row_for_someone_else_is_refused(open_uow: Callable[[Actor], 
     ):
         with pytest.raises(PermissionDeniedError):
             create({"user_id": other.id, "name": "planted", "prefix": "sk_planted", "key_hash": "x"})
-    assert api_keys.as_system().count(APIKey.user_id == other.id) == 0
+    assert api_keys.uow.service(APIKeyService, actor=Actor.system()).count(APIKey.user_id == other.id) == 0
 
 
 def test_an_admin_and_the_system_reach_every_row(
@@ -170,10 +170,10 @@ def test_an_admin_and_the_system_reach_every_row(
         assert users.count() == 3
 
 
-def test_as_system_is_the_explicit_way_past_the_policy(
+def test_the_system_actor_is_the_explicit_way_past_the_policy(
     open_uow: Callable[[Actor], UnitOfWork], member_and_other
 ) -> None:
     member, other = member_and_other
-    users = open_uow(actor_of(member)).service(UserService)
-    assert users.get_one_or_none(User.id == other.id) is None
-    assert users.as_system().get(other.id).id == other.id
+    uow = open_uow(actor_of(member))
+    assert uow.service(UserService).get_one_or_none(User.id == other.id) is None
+    assert uow.service(UserService, actor=Actor.system()).get(other.id).id == other.id

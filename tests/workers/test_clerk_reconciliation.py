@@ -19,7 +19,7 @@ from app.bootstrap import Container
 from app.domains.base.actors import Role
 from app.domains.base.exceptions import PermissionDeniedError
 from app.domains.base.models import utcnow
-from app.domains.users.clerk_user_sync import ClerkSync
+from app.domains.users.clerk_user_reconciliation import ClerkUserReconciliation
 from app.domains.users.models import APIKey, User
 from app.infrastructure.clerk_backend_api import Backoff, ClerkAPI, ClerkAPIError, retry_after_seconds
 from app.workers.flows import FLOWS
@@ -236,7 +236,7 @@ def test_a_member_can_neither_reconcile_nor_tombstone(
     member = make_user(role=Role.MEMBER)
     make_user(clerk_id="user_victim")
     with container.unit_of_work(actor_of(member)) as uow:
-        sync = uow.service(ClerkSync)
+        sync = uow.service(ClerkUserReconciliation)
         for attempt in (
             lambda: sync.reconcile_user(clerk_user(1)),
             lambda: sync.absent_from(set(), 10),

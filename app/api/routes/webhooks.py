@@ -7,8 +7,9 @@ from litestar.params import RawBody
 
 from app.api.dependencies import UnitOfWorkDep
 from app.api.route_decorators import post
+from app.domains.base.actors import Actor
 from app.domains.base.exceptions import MalformedInputError
-from app.domains.users.clerk_user_sync import ClerkSync
+from app.domains.webhooks.clerk_deliveries import ClerkDeliveries
 from app.infrastructure.svix import WebhookRejected
 
 
@@ -32,5 +33,5 @@ class WebhookController(Controller):
             payload = msgspec.json.decode(body)
         except msgspec.DecodeError as error:
             raise MalformedInputError("the body is not JSON") from error
-        result = uow.service(ClerkSync).handle_delivery(svix_id, payload)
+        result = uow.service(ClerkDeliveries, actor=Actor.system()).handle(svix_id, payload)  # verified
         return {"status": result.outcome or "duplicate", "detail": result.detail}

@@ -21,22 +21,12 @@ class AuthMethod(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
-class OrganizationMembership:
-    """The actor's active organization (a Clerk `o` claim, say). Reserved: nothing applies it yet."""
-
-    id: str
-    role: str
-    permissions: frozenset[str] = frozenset()
-
-
-@dataclass(frozen=True, slots=True)
 class Actor:
     user_id: UUID | None
     role: Role
     permissions: frozenset[str]
     method: AuthMethod
     api_key_id: UUID | None = field(default=None)
-    organization: OrganizationMembership | None = field(default=None)
 
     @property
     def is_admin(self) -> bool:
@@ -46,6 +36,12 @@ class Actor:
     def system(cls) -> "Actor":
         """Flows, the CLI and verified webhooks: an admin with every permission, and no user."""
         return cls(user_id=None, role=Role.ADMIN, permissions=permissions.all(), method=AuthMethod.SYSTEM)
+
+    @classmethod
+    def on_behalf_of(cls, user_id: UUID, role: Role) -> "Actor":
+        """The system (the CLI, a flow) acting as a user: that user's id and role, with every
+        permission. What it creates is the user's, and the row policy is the user's."""
+        return cls(user_id=user_id, role=role, permissions=permissions.all(), method=AuthMethod.SYSTEM)
 
     @classmethod
     def anonymous(cls) -> "Actor":

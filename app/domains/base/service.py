@@ -1,16 +1,26 @@
-"""Service base: the one write path, bound to an actor whose row policy every query obeys.
+"""Services: the one write path, bound to an actor whose row policy every query obeys.
 
-A service is built for a unit of work (`uow.service(UserService)`) and acts as the unit's actor:
-advanced-alchemy's inherited reads and writes (get, get_one, get_many, count, exists, update,
-delete, delete_many, delete_where...) all carry the domain's `policy`, so a caller cannot forget it.
-Access past the policy is explicit: `uow.service(...)` on a unit whose actor is `Actor.system()`,
-or `service.as_system()` — grep for either.
+There is one way to get a service, in the API, the CLI, flows and tests alike:
+
+    uow.service(UserService)                             # acting as the unit's actor
+    uow.service(UserService, actor=Actor.system())       # past the row policy (verified input, internal lookups)
+    uow.service(APIKeyService, actor=Actor.on_behalf_of(user.id, user.role))   # as that user
+
+The unit of work builds it on first use (once per actor) on its session; a service with
+dependencies declares them as keyword-only, typed arguments, and the bootstrap registers the factory
+that passes them (`functools.partial(APIKeyService, hasher=..., attempts=...)`, `app/bootstrap.py`).
+Going past the policy is always `actor=Actor.system()` (or a unit made for it): grep for it.
+
+`Service[Model]` serves one table: advanced-alchemy's inherited reads and writes (get, get_one,
+get_many, count, exists, update, delete, delete_many, delete_where...) all carry the domain's
+`policy`, so a caller cannot forget it. `ServiceBase` is for use cases that are not one table's
+(Clerk's deliveries, say): the same construction, actor and session.
 """
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from functools import cached_property
-from typing import Any, ClassVar, Generic, Self, cast
+from typing import Any, ClassVar, Generic, cast
 
 from advanced_alchemy.service import SQLAlchemySyncRepositoryService
 from pydantic import BaseModel
@@ -28,8 +38,31 @@ from app.domains.base.repository import ModelT, Repository
 from app.domains.base.unit_of_work import UnitOfWork
 
 
-class Service(SQLAlchemySyncRepositoryService[ModelT, Repository[ModelT]], Generic[ModelT]):
-    """Declare `repository_type`, `policy`, and the fields lists may sort and search on."""
+class ServiceBase:
+    """Built by a unit of work (`uow.service(...)`), on its session, acting as `actor` (None: the
+    unit's actor, read when first needed: a request's is known only once it has authenticated).
+    Dependencies come after, keyword-only and typed, passed by the bootstrap's factory."""
+
+    def __init__(self, uow: UnitOfWork, actor: Actor | None = None) -> None:
+        self.uow = uow
+        self._actor = actor
+
+    @property
+    def actor(self) -> Actor:
+        return self._actor or self.uow.actor
+
+    @property
+    def session(self) -> Session:
+        return self.uow.session
+
+
+class Service(ServiceBase, SQLAlchemySyncRepositoryService[ModelT, Repository[ModelT]], Generic[ModelT]):
+    """Declare `repository_type`, `policy`, and the fields lists may sort and search on.
+
+    advanced-alchemy's __init__ builds the repository at once (~50-80 µs); `ServiceBase.__init__`
+    replaces it, and the repository is built on first use, so a request that needs none (`/me`)
+    does not pay for it.
+    """
 
     policy: ClassVar[RowPolicy]
     sortable_fields: ClassVar[frozenset[str]] = frozenset({"created_at", "updated_at"})
@@ -37,12 +70,6 @@ class Service(SQLAlchemySyncRepositoryService[ModelT, Repository[ModelT]], Gener
     # Which unique column a violation names (in the driver's message) -> what to tell the caller
     # (see `integrity.as_domain_error`).
     conflict_messages: ClassVar[dict[str, str]] = {}
-
-    def __init__(self, uow: UnitOfWork, actor: Actor | None = None) -> None:
-        # advanced-alchemy's __init__ builds the repository at once (~50-80 µs): ours does on first
-        # use, so a request that needs none (`/me`) does not pay for it.
-        self.uow = uow
-        self._actor = actor
 
     @cached_property
     def _repository_instance(self) -> Repository[ModelT]:  # type: ignore[override]  # a lazy attribute
@@ -61,24 +88,12 @@ class Service(SQLAlchemySyncRepositoryService[ModelT, Repository[ModelT]], Gener
     def model_type(self) -> type[ModelT]:
         return self.repository_type.model_type
 
-    @property
-    def actor(self) -> Actor:
-        return self._actor or self.uow.actor
-
-    @property
-    def session(self) -> Session:
-        return self.uow.session
-
     def affected_rows(self, statement: Executable) -> int:
         """Run a bulk UPDATE or DELETE: the number of rows it matched."""
         result = self.session.execute(statement)
         if not isinstance(result, CursorResult):  # typed as a Result; an UPDATE's or DELETE's is this one
             raise TypeError(f"{type(result).__name__} reports no row count: pass an UPDATE or a DELETE")
         return result.rowcount
-
-    def as_system(self) -> Self:
-        """The same service on the same unit of work, past the row policy (internal lookups)."""
-        return type(self)(self.uow, Actor.system())
 
     # -- the policy ------------------------------------------------------------------------------
 

@@ -6,7 +6,9 @@ Every adapter works the same way: the API per request, the CLI per command, a fl
         user = uow.service(UserService).create(data)
     # committed here; rolled back instead if the block raised
 
-Services are built lazily, once each, on the unit's session and actor. Nothing commits but the unit.
+`uow.service(X)` is the one way to get a service: built on first use by the factory the bootstrap
+registered for X (its dependencies injected there) or else by X itself, on the unit's session, acting
+as the unit's actor, or as `actor=` (see `service`). Nothing commits but the unit.
 
 A unit built for reading (`read_only=True` where it is made; the API does it for GET requests) runs
 its statements without a transaction: each commits on its own. It is for reads, and for writes of a
@@ -14,7 +16,7 @@ single statement (authentication's first-sight insert and `last_used_at`); a cha
 that must land together belongs in a transactional unit.
 """
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any, Self, cast
 
@@ -22,19 +24,39 @@ from sqlalchemy.orm import Session
 
 from app.domains.base.actors import Actor
 
+# How a service is built: on a unit of work, for an actor (None: the unit's, once it is known).
+type ServiceFactory[S] = Callable[[UnitOfWork, Actor | None], S]
+
+
+class ServiceFactories:
+    """The factories of the services that have dependencies, registered by the bootstrap with the
+    dependencies given explicitly: `register(APIKeyService, partial(APIKeyService, hasher=...))`.
+    A service registered nowhere is built by its class (`UserService(uow, actor)`)."""
+
+    def __init__(self) -> None:
+        self._factories: dict[type, ServiceFactory[Any]] = {}
+
+    def register[S](self, service_type: type[S], factory: ServiceFactory[S]) -> Self:
+        self._factories[service_type] = factory
+        return self
+
+    def factory_for[S](self, service_type: type[S]) -> ServiceFactory[S]:
+        # Registered in pairs by `register`, whose signature ties each factory to its type.
+        return cast("ServiceFactory[S]", self._factories.get(service_type, service_type))
+
 
 class UnitOfWork:
     def __init__(
         self,
         session_factory: Callable[[], Session],
         actor: Actor | None = None,
-        resources: Mapping[type, Any] | None = None,
+        services: ServiceFactories | None = None,
     ) -> None:
         self._session_factory = session_factory
         self._session: Session | None = None
         self._actor = actor
-        self._services: dict[Callable[[UnitOfWork], Any], Any] = {}
-        self._resources = resources or {}
+        self._factories = services or ServiceFactories()
+        self._services: dict[tuple[type, Actor | None], Any] = {}
 
     @property
     def session(self) -> Session:
@@ -55,16 +77,18 @@ class UnitOfWork:
             raise RuntimeError("the actor of a unit of work is set once")
         self._actor = actor
 
-    def resource[R](self, kind: type[R]) -> R:
-        """A process-wide dependency (the API-key hasher, say), registered by the bootstrap."""
-        return cast(R, self._resources[kind])  # registered by type: the bootstrap pairs each with its kind
+    def service[S](self, service_type: type[S], *, actor: Actor | None = None) -> S:
+        """The unit's instance of a service (built on first use), acting as the unit's actor.
 
-    def service[S](self, service_type: Callable[["UnitOfWork"], S]) -> S:
-        """The unit's instance of a service, bound to the unit's actor (built on first use)."""
-        service = self._services.get(service_type)
+        `actor=` gives one acting as another actor, on the same session and transaction: the one
+        way past the row policy is `actor=Actor.system()` (verified input, internal lookups), and
+        `actor=Actor.on_behalf_of(user_id, role)` acts as that user (the CLI, a flow).
+        """
+        key = (service_type, actor)
+        service = self._services.get(key)
         if service is None:
-            service = self._services[service_type] = service_type(self)
-        return cast(S, service)  # keyed by the callable that built it
+            service = self._services[key] = self._factories.factory_for(service_type)(self, actor)
+        return cast("S", service)  # keyed by its type
 
     def commit(self) -> None:
         if self._session is not None:

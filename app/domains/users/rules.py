@@ -5,6 +5,7 @@ from collections.abc import Iterable
 from app.domains.base.actors import Actor, AuthMethod
 from app.domains.base.exceptions import PermissionDeniedError
 from app.domains.base.policies import OwnedBy
+from app.domains.users.models import User
 
 # A member sees and changes only itself; an admin sees everyone.
 users_policy = OwnedBy("id")
@@ -14,6 +15,11 @@ api_keys_policy = OwnedBy("user_id")
 PROFILE_FIELDS = frozenset({"email", "first_name", "last_name", "image_url"})
 # What an owner may change on its own key: its name, and revoke it (never un-revoke).
 KEY_OWNER_FIELDS = frozenset({"name", "revoked_at"})
+
+
+def is_usable(user: User) -> bool:
+    """A user that may act: not deleted, not deactivated (its keys and sessions are refused)."""
+    return user.deleted_at is None and user.is_active
 
 
 def ensure_can_change_user(actor: Actor, fields: Iterable[str]) -> None:

@@ -32,6 +32,7 @@ from app.domains.users.rules import (
     ensure_can_change_key,
     ensure_can_change_user,
     ensure_can_grant,
+    is_usable,
     users_policy,
 )
 from app.domains.users.schemas import APIKeyCreate, UserCreate, UserUpdate
@@ -63,10 +64,6 @@ def _refuse(attempts: FailedAttempts, client: str | None, prefix: str) -> NoRetu
     if (wait := attempts.failed(client, prefix)) is not None:
         raise TooManyAttemptsError(wait)
     raise InvalidAPIKeyError("invalid API key")
-
-
-def is_usable(user: User) -> bool:
-    return user.deleted_at is None and user.is_active
 
 
 def keep_actor_row(session: Session, user: User) -> None:
@@ -203,9 +200,13 @@ class APIKeyService(Service[APIKey]):
     sortable_fields = frozenset({"created_at", "name", "expires_at", "last_used_at"})
     search_fields = frozenset({"name", "prefix"})
 
-    def __init__(self, uow: UnitOfWork, actor: Actor | None = None) -> None:
+    def __init__(
+        self, uow: UnitOfWork, actor: Actor | None = None, *, hasher: KeyHasher, attempts: FailedAttempts
+    ) -> None:
+        """`hasher` and `attempts` are the process's (the bootstrap's factory passes them)."""
         super().__init__(uow, actor)
-        self.hasher = uow.resource(KeyHasher)  # type: ignore[type-abstract]  # a Protocol as the lookup key
+        self.hasher = hasher
+        self.attempts = attempts
 
     def to_model_on_update(self, data: Any) -> Any:
         ensure_can_change_key(self.actor, data)
@@ -245,16 +246,15 @@ class APIKeyService(Service[APIKey]):
         """argon2 (~100 ms) runs only for a secret that passes the key's stored check, so a wrong
         secret costs a SHA-256, and a valid key is checked whatever others' failures: limits only
         turn the refusal of a wrong secret from 401 into 429."""
-        attempts = self.uow.resource(FailedAttempts)  # type: ignore[type-abstract]  # a Protocol as the key
         check = secret_check(raw_key)
         if key.secret_check is None:  # a key from before checks: argon2 is all there is, so limit first
-            if (wait := attempts.retry_after(client, key.prefix)) is not None:
+            if (wait := self.attempts.retry_after(client, key.prefix)) is not None:
                 raise TooManyAttemptsError(wait)
         elif not hmac.compare_digest(check, key.secret_check):
             self.hasher.learn_check(key.prefix, key.secret_check)  # the next wrong ones cost no query
-            _refuse(attempts, client, key.prefix)
+            _refuse(self.attempts, client, key.prefix)
         if not self.hasher.verify(raw_key, key.key_hash):
-            _refuse(attempts, client, key.prefix)
+            _refuse(self.attempts, client, key.prefix)
         if key.secret_check is None:
             key.secret_check = check  # written with the unit of work's commit
 
@@ -310,7 +310,7 @@ class APIKeyService(Service[APIKey]):
         if prefix is None:
             raise InvalidAPIKeyError("malformed API key")
         if self.hasher.refuses_at_once(prefix, secret_check(raw_key)):  # a flood on a known prefix
-            _refuse(self.uow.resource(FailedAttempts), client, prefix)  # type: ignore[type-abstract]
+            _refuse(self.attempts, client, prefix)
         found = self.session.execute(_KEY_WITH_USER, {"prefix": prefix}).one_or_none()
         if found is None:
             raise InvalidAPIKeyError("invalid API key")

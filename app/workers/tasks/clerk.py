@@ -8,7 +8,7 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from app.domains.base.exceptions import DomainError
-from app.domains.users.clerk_user_sync import ClerkSync
+from app.domains.users.clerk_user_reconciliation import ClerkUserReconciliation
 from app.infrastructure.clerk_backend_api import Backoff, ClerkAPI
 from app.workers.runtime import container, unit_of_work
 
@@ -47,7 +47,7 @@ def sync_users_page(offset: int, limit: int) -> dict[str, Any]:
         counts: Counter[str] = Counter()
         try:
             with unit_of_work() as uow:
-                sync = uow.service(ClerkSync)
+                sync = uow.service(ClerkUserReconciliation)
                 for position, user in enumerate(users):
                     if position in failed:
                         continue
@@ -79,7 +79,7 @@ def find_deleted_users(listed: list[str], batch_size: int) -> list[str]:
     after: str | None = ""
     while after is not None:
         with unit_of_work() as uow:
-            batch, after = uow.service(ClerkSync).absent_from(seen, batch_size, after)
+            batch, after = uow.service(ClerkUserReconciliation).absent_from(seen, batch_size, after)
         absent += batch
     if not absent:
         return []
@@ -96,6 +96,6 @@ def tombstone_users(clerk_ids: list[str], batch_size: int) -> int:
     done = 0
     for start in range(0, len(clerk_ids), batch_size):
         with unit_of_work() as uow:
-            done += uow.service(ClerkSync).tombstone_deleted(clerk_ids[start : start + batch_size])
+            done += uow.service(ClerkUserReconciliation).tombstone_deleted(clerk_ids[start : start + batch_size])
         get_run_logger().info("users deleted in Clerk tombstoned: %d so far", done)
     return done
