@@ -125,3 +125,23 @@ def test_invalid_settings_stop_the_process_with_one_clear_line(
     assert "Traceback" not in done.stderr
     assert done.stderr.strip().splitlines() == [done.stderr.strip()]  # one line
     assert expected in done.stderr
+
+
+def test_a_sqlite_folder_that_cannot_be_made_stops_the_process_with_one_line(tmp_path: Path) -> None:
+    """The `api` image run with no settings: its SQLite default sits under code it cannot write."""
+    (tmp_path / "a-file").write_text("")
+    folder = tmp_path / "a-file" / "var"  # cannot be made, whoever runs the test (root included)
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": os.environ.get("HOME", "/root"),
+        "DATABASE_URL": f"sqlite:///{folder}/app.db",
+    }
+    code = "from app.api.main import create_app; create_app()"
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, cwd=tmp_path, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [
+        f"invalid settings: DATABASE_URL: the SQLite folder {folder} cannot be used (Not a directory); "
+        "set DATABASE_URL to PostgreSQL (with ENVIRONMENT=production), or to a writable SQLite path"
+    ]
