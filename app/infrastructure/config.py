@@ -51,6 +51,12 @@ class Settings(BaseSettings):
     auth_failures_per_client: int = Field(default=20, ge=1)
     auth_failures_per_key: int = Field(default=10, ge=1)
 
+    # Seconds a request's line and headers may take from the connection (or the next request's first
+    # byte), then its whole body once the headers are in; then 408. Trickling clients cannot hold
+    # connections or buffered bodies (app/api/server.py under uvicorn, app/api/request_body.py).
+    request_header_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    request_body_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+
     # Clerk. Session tokens are accepted only when CLERK_ISSUER is set; the key is CLERK_JWT_KEY
     # (PEM, no network) or else the JWKS at CLERK_JWKS_URL (default: <issuer>/.well-known/jwks.json).
     clerk_issuer: str | None = None
