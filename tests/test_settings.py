@@ -40,6 +40,10 @@ def test_production_accepts_explicit_safe_settings() -> None:
         ({"argon2_time_cost": 1}, "ARGON2_TIME_COST"),
         ({"argon2_memory_cost_kib": 1024}, "ARGON2_MEMORY_COST_KIB"),
         ({"environment": "staging", "argon2_memory_cost_kib": 1024}, "ENVIRONMENT=staging"),
+        ({"forwarded_allow_ips": "*"}, "FORWARDED_ALLOW_IPS"),
+        ({"forwarded_allow_ips": "172.30.80.2, *"}, "FORWARDED_ALLOW_IPS"),
+        ({"forwarded_allow_ips": "0.0.0.0/0"}, "FORWARDED_ALLOW_IPS"),
+        ({"forwarded_allow_ips": "10.0.0.1,::/0"}, "FORWARDED_ALLOW_IPS"),
     ],
 )
 def test_outside_development_unsafe_settings_refuse_to_start(overrides: dict, message: str) -> None:
@@ -48,6 +52,12 @@ def test_outside_development_unsafe_settings_refuse_to_start(overrides: dict, me
         del values["database_url"]
     with pytest.raises(ValidationError, match=message):
         Settings(_env_file=None, **values)
+
+
+def test_forwarded_allow_ips_names_proxies_outside_development() -> None:
+    trusted = "172.30.80.2,10.1.0.0/16,::1,/run/api.sock"
+    assert Settings(_env_file=None, **SAFE_PRODUCTION, forwarded_allow_ips=trusted).forwarded_allow_ips == trusted
+    assert Settings(_env_file=None, forwarded_allow_ips="*").forwarded_allow_ips == "*"  # development
 
 
 def test_pool_smaller_than_the_thread_pool_is_refused_everywhere() -> None:
