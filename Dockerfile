@@ -53,8 +53,12 @@ HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/health/', timeout=2)"]
 # Exec form: uvicorn is PID 1 and gets SIGTERM itself: it stops accepting, finishes in-flight requests
 # (for at most 8 s, inside `docker stop`'s 10) and runs the app's shutdown, which closes the pool.
+# Its own limits (DOCKER.md, "Limits"): httptools with a deadline and size caps on request headers
+# (app/api/server.py), at most 512 connections (then 503), idle kept-alive connections closed after 5 s.
+# X-Forwarded-For is believed from FORWARDED_ALLOW_IPS only (default: loopback).
 CMD ["uvicorn", "--factory", "app.api.main:create_app", "--host", "0.0.0.0", "--port", "8000", \
-     "--no-access-log", "--timeout-graceful-shutdown", "8"]
+     "--http", "app.api.server:BoundedHttpToolsProtocol", "--limit-concurrency", "512", \
+     "--timeout-keep-alive", "5", "--no-access-log", "--timeout-graceful-shutdown", "8"]
 
 # --- migrations: one shot, against DATABASE_URL ---------------------------------------------------
 FROM runtime AS migrations

@@ -6,6 +6,7 @@ settings the app accepts in production once docker.env.example's blanks are fill
 only from the env file. The real stack runs in tests/docker/test_stack.py (`task test-docker`).
 """
 
+import ipaddress
 import json
 import re
 import tomllib
@@ -15,7 +16,10 @@ import jsonschema
 import pytest
 import yaml
 
-from app.infrastructure.config import PROJECT_ROOT, Settings
+from app.api.request_body import API_MAX_BODY_BYTES
+from app.api.routes.webhooks import CLERK_WEBHOOK_MAX_BODY_BYTES
+from app.api.server import MAX_HEADER_BYTES
+from app.infrastructure.config import PROJECT_ROOT, Settings, trusts_everyone
 
 SCHEMA = Path(__file__).parent / "data" / "compose-spec" / "compose-spec.json"
 COMPOSE = yaml.safe_load((PROJECT_ROOT / "docker-compose.yml").read_text())
@@ -168,3 +172,79 @@ def test_the_build_context_carries_only_what_the_dockerfile_copies() -> None:
             copied.update(source.split("/")[0] for source in line.split()[1:-1])
     assert copied == allowed
     assert not {".env", "docker.env", ".venv", ".git", "var", "tests"} & allowed
+
+
+# -- the edge: nginx in front of the API -------------------------------------------------------
+
+NGINX_CONF = PROJECT_ROOT / "deploy" / "nginx" / "api.conf"
+
+
+def nginx_directives(block: str = "") -> dict[str, list[str]]:
+    """The config's directives (of one `location = <block>` when given): name -> the values it is given."""
+    text = re.sub(r"#.*", "", NGINX_CONF.read_text())
+    if block:
+        text = text.split(f"location = {block} {{", 1)[1].split("}", 1)[0]
+    found: dict[str, list[str]] = {}
+    for statement in re.split(r"[;{}]", text):
+        if words := statement.split():
+            found.setdefault(words[0], []).append(" ".join(words[1:]))
+    return found
+
+
+def test_only_the_proxy_publishes_a_port_for_the_api() -> None:
+    services = COMPOSE["services"]
+    published = {name for name, service in services.items() if service.get("ports")}
+    assert published == {"proxy", "prefect"}
+    assert services["proxy"]["ports"] == ["${API_PORT:-8000}:80"]
+    assert all(port.startswith("127.0.0.1:") for port in services["prefect"]["ports"])  # loopback only
+    assert services["proxy"]["depends_on"] == {"api": {"condition": "service_healthy"}}
+    assert services["proxy"]["volumes"] == ["./deploy/nginx/api.conf:/etc/nginx/conf.d/default.conf:ro"]
+
+
+def test_the_api_believes_x_forwarded_for_from_the_proxy_alone() -> None:
+    variables = filled_in_env()
+    services, network = COMPOSE["services"], COMPOSE["networks"]["edge"]["ipam"]["config"][0]
+    proxy_address = ipaddress.ip_address(interpolate(services["proxy"]["networks"]["edge"]["ipv4_address"], variables))
+    trusted = interpolate(services["api"]["environment"]["FORWARDED_ALLOW_IPS"], variables)
+    assert trusted == str(proxy_address)  # exactly that proxy: never `*`, no network
+    assert not trusts_everyone(trusted)
+    subnet = ipaddress.ip_network(interpolate(network["subnet"], variables))
+    dynamic = ipaddress.ip_network(interpolate(network["ip_range"], variables))
+    assert proxy_address in subnet
+    assert proxy_address not in dynamic  # no container started before the proxy can take its address
+    assert dynamic.subnet_of(subnet)  # type: ignore[arg-type]
+    assert set(services["proxy"]["networks"]) == {"edge"}
+    assert set(services["api"]["networks"]) == {"default", "edge"}
+    for name, service in services.items():  # nothing else is on the edge network
+        assert name in {"proxy", "api"} or "edge" not in service.get("networks", []), name
+
+
+def test_the_proxy_overwrites_x_forwarded_for_and_passes_the_request_id_on() -> None:
+    headers = dict(value.split(maxsplit=1) for value in nginx_directives()["proxy_set_header"])
+    assert headers["X-Forwarded-For"] == "$remote_addr"  # overwritten, never $proxy_add_x_forwarded_for
+    assert headers["X-Request-ID"] == "$request_id_out"
+    assert "$proxy_add_x_forwarded_for" not in NGINX_CONF.read_text()
+
+
+def kib(size: str) -> int:
+    assert size.endswith("k"), size
+    return int(size[:-1]) * 1024
+
+
+def test_the_proxy_limits_mirror_the_app() -> None:
+    directives = nginx_directives()
+    assert kib(directives["client_max_body_size"][0]) == API_MAX_BODY_BYTES
+    webhook = nginx_directives("/webhooks/clerk")
+    assert kib(webhook["client_max_body_size"][0]) == CLERK_WEBHOOK_MAX_BODY_BYTES < API_MAX_BODY_BYTES
+    count, size = directives["large_client_header_buffers"][0].split()
+    assert int(count) * kib(size) <= MAX_HEADER_BYTES  # nothing nginx passes on is refused by uvicorn
+    for name in ("client_header_timeout", "client_body_timeout", "send_timeout", "proxy_read_timeout"):
+        assert directives[name][0].endswith("s"), name
+    assert int(directives["client_header_timeout"][0][:-1]) <= 10
+    assert directives["limit_conn"] == ["per_client 64"]
+    assert directives["limit_conn_zone"] == ["$binary_remote_addr zone=per_client:10m"]
+
+
+def test_the_app_containers_have_memory_limits() -> None:
+    limits = {name: COMPOSE["services"][name].get("mem_limit") for name in [*APP_SERVICES, "proxy"]}
+    assert all(limits.values()), limits

@@ -40,6 +40,10 @@ def test_production_accepts_explicit_safe_settings() -> None:
         ({"argon2_time_cost": 1}, "ARGON2_TIME_COST"),
         ({"argon2_memory_cost_kib": 1024}, "ARGON2_MEMORY_COST_KIB"),
         ({"environment": "staging", "argon2_memory_cost_kib": 1024}, "ENVIRONMENT=staging"),
+        ({"forwarded_allow_ips": "*"}, "FORWARDED_ALLOW_IPS"),
+        ({"forwarded_allow_ips": "172.30.80.2, *"}, "FORWARDED_ALLOW_IPS"),
+        ({"forwarded_allow_ips": "0.0.0.0/0"}, "FORWARDED_ALLOW_IPS"),
+        ({"forwarded_allow_ips": "10.0.0.1,::/0"}, "FORWARDED_ALLOW_IPS"),
     ],
 )
 def test_outside_development_unsafe_settings_refuse_to_start(overrides: dict, message: str) -> None:
@@ -48,6 +52,12 @@ def test_outside_development_unsafe_settings_refuse_to_start(overrides: dict, me
         del values["database_url"]
     with pytest.raises(ValidationError, match=message):
         Settings(_env_file=None, **values)
+
+
+def test_forwarded_allow_ips_names_proxies_outside_development() -> None:
+    trusted = "172.30.80.2,10.1.0.0/16,::1,/run/api.sock"
+    assert Settings(_env_file=None, **SAFE_PRODUCTION, forwarded_allow_ips=trusted).forwarded_allow_ips == trusted
+    assert Settings(_env_file=None, forwarded_allow_ips="*").forwarded_allow_ips == "*"  # development
 
 
 def test_pool_smaller_than_the_thread_pool_is_refused_everywhere() -> None:
@@ -125,3 +135,23 @@ def test_invalid_settings_stop_the_process_with_one_clear_line(
     assert "Traceback" not in done.stderr
     assert done.stderr.strip().splitlines() == [done.stderr.strip()]  # one line
     assert expected in done.stderr
+
+
+def test_a_sqlite_folder_that_cannot_be_made_stops_the_process_with_one_line(tmp_path: Path) -> None:
+    """The `api` image run with no settings: its SQLite default sits under code it cannot write."""
+    (tmp_path / "a-file").write_text("")
+    folder = tmp_path / "a-file" / "var"  # cannot be made, whoever runs the test (root included)
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": os.environ.get("HOME", "/root"),
+        "DATABASE_URL": f"sqlite:///{folder}/app.db",
+    }
+    code = "from app.api.main import create_app; create_app()"
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, cwd=tmp_path, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [
+        f"invalid settings: DATABASE_URL: the SQLite folder {folder} cannot be used (Not a directory); "
+        "set DATABASE_URL to PostgreSQL (with ENVIRONMENT=production), or to a writable SQLite path"
+    ]

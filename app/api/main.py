@@ -17,6 +17,7 @@ from app.api.controllers import controllers
 from app.api.dependencies import app_dependencies
 from app.api.docs import DOCS_PATH, docs_assets, docs_pages, docs_router
 from app.api.problems import exception_handlers
+from app.api.request_body import API_MAX_BODY_BYTES, BodyDeadline
 from app.api.request_log import AccessLog
 from app.api.route_decorators import ensure_every_route_verifies_credentials
 from app.bootstrap import Container, bootstrap
@@ -88,8 +89,10 @@ def create_app(settings: Settings | None = None, container: Container | None = N
             security=[{"ApiKey": []}, {"ClerkSession": []}],
         ),
         logging_config=logging_config(settings),
+        request_max_body_size=API_MAX_BODY_BYTES,
         debug=False,
     )
     ensure_every_route_verifies_credentials(app)
+    app.asgi_handler = BodyDeadline(app.asgi_handler, settings.request_body_timeout_seconds)
     app.asgi_handler = AccessLog(app.asgi_handler)  # outermost: sees the router's 404s too
     return app

@@ -116,9 +116,16 @@ def _pydantic_validation_error(_: Request[Any, Any, Any], exc: pydantic.Validati
     return problem(400, "invalid parameters", errors=errors)
 
 
+# Answered before the body was read to its end: the connection is closed rather than the rest read.
+UNREAD_BODY_STATUSES = frozenset({408, 413})
+
+
 def _http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, Any]]:
     extra = exc.extra if isinstance(exc.extra, dict) else {}
-    return problem(exc.status_code, exc.detail, headers=exc.headers, **extra)
+    headers = exc.headers
+    if exc.status_code in UNREAD_BODY_STATUSES:
+        headers = {**(headers or {}), "Connection": "close"}
+    return problem(exc.status_code, exc.detail, headers=headers, **extra)
 
 
 class OutageLog:

@@ -95,7 +95,7 @@ def _in_unit_of_work(fn: Handler, requires: str | None, admin: bool, public: boo
     return handler
 
 
-def _route(litestar_decorator: Callable[..., Any]) -> Callable[..., Callable[[Handler], Any]]:
+def _route(litestar_decorator: Callable[..., Any], *, body: bool = False) -> Callable[..., Callable[[Handler], Any]]:
     def decorator(
         path: str,
         *,
@@ -109,6 +109,8 @@ def _route(litestar_decorator: Callable[..., Any]) -> Callable[..., Callable[[Ha
         if requires is not None and (unknown := permissions.unknown([requires])):
             raise ValueError(f"{operation_id}: no domain declares the permission {unknown[0]!r}")
         statuses = {400, 503, *errors}
+        if body:  # too large, or too slow to arrive (app.api.request_body)
+            statuses |= {408, 413}
         if not public:
             statuses |= {401, 403, 429}
         if "{" in path:
@@ -150,6 +152,6 @@ def ensure_every_route_verifies_credentials(app: litestar.Litestar) -> None:
 
 
 get = _route(litestar.get)
-post = _route(litestar.post)
-patch = _route(litestar.patch)
+post = _route(litestar.post, body=True)
+patch = _route(litestar.patch, body=True)
 delete = _route(litestar.delete)

@@ -6,6 +6,7 @@ laptop (the embedded SQLite default, placeholder secrets, cheap password-hashing
 
 import base64
 import binascii
+import ipaddress
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
@@ -50,6 +51,15 @@ class Settings(BaseSettings):
     # refusals are 429s instead of 401s (counted per process). A valid key is always checked.
     auth_failures_per_client: int = Field(default=20, ge=1)
     auth_failures_per_key: int = Field(default=10, ge=1)
+
+    # Seconds a request's line and headers may take from the connection (or the next request's first
+    # byte), then its whole body once the headers are in; then 408. Trickling clients cannot hold
+    # connections or buffered bodies (app/api/server.py under uvicorn, app/api/request_body.py).
+    request_header_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    request_body_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    # Read by uvicorn itself (from the process environment): the proxies whose X-Forwarded-For it
+    # believes. Checked here so that `*` (anyone may claim any address) cannot reach production.
+    forwarded_allow_ips: str = "127.0.0.1,::1"
 
     # Clerk. Session tokens are accepted only when CLERK_ISSUER is set; the key is CLERK_JWT_KEY
     # (PEM, no network) or else the JWKS at CLERK_JWKS_URL (default: <issuer>/.well-known/jwks.json).
@@ -143,6 +153,11 @@ class Settings(BaseSettings):
                 f"ARGON2_MEMORY_COST_KIB >= {MIN_ARGON2_MEMORY_COST_KIB} are required"
             )
         problems.extend(self._clerk_problems())
+        if trusts_everyone(self.forwarded_allow_ips):
+            problems.append(
+                "FORWARDED_ALLOW_IPS must name your proxies' addresses, not '*' or a /0 network (a client "
+                "could claim any address in X-Forwarded-For)"
+            )
         if problems:
             raise ValueError(f"unsafe settings for ENVIRONMENT={self.environment}: " + "; ".join(problems))
         return self
@@ -155,6 +170,19 @@ class Settings(BaseSettings):
             if not self.clerk_authorized_parties:
                 problems.append("CLERK_AUTHORIZED_PARTIES must list the origins allowed to use session tokens")
         return problems
+
+
+def trusts_everyone(forwarded_allow_ips: str) -> bool:
+    """`*`, or a network that holds every address (uvicorn accepts both)."""
+    for entry in (item.strip() for item in forwarded_allow_ips.split(",")):
+        if entry == "*":
+            return True
+        try:
+            if ipaddress.ip_network(entry, strict=False).prefixlen == 0:
+                return True
+        except ValueError:  # a literal (a unix socket's path): trusts only that
+            continue
+    return False
 
 
 @lru_cache

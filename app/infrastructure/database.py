@@ -6,6 +6,7 @@ code that needs it, and `expire_on_commit=False` keeps loaded rows readable afte
 """
 
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +51,7 @@ def build_engine(
     }
     if url.get_backend_name() == "sqlite":
         if url.database and url.database != ":memory:":
-            Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+            _writable_folder(Path(url.database).parent)
         # SQLite has no statement timeout; its busy timeout bounds the wait for another writer's lock.
         busy_timeout = statement_timeout or settings.database_statement_timeout_seconds
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": busy_timeout}, **options)
@@ -66,6 +67,24 @@ def build_engine(
     engine = create_engine(url, connect_args=connect_args, **options)
     event.listen(engine, "do_connect", ConnectionGate(engine.dialect.loaded_dbapi.OperationalError))
     return engine
+
+
+def _writable_folder(folder: Path) -> None:
+    """SQLite needs its folder (the file, and WAL's -wal and -shm beside it). A folder that cannot be
+    made or written stops the process with one line, not a traceback: the `api` image run with no
+    settings lands here (its default path is under the read-only code)."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        writable = os.access(folder, os.W_OK | os.X_OK)
+    except OSError as error:
+        writable, reason = False, error.strerror or type(error).__name__
+    else:
+        reason = "not writable"
+    if not writable:
+        raise SystemExit(
+            f"invalid settings: DATABASE_URL: the SQLite folder {folder} cannot be used ({reason}); "
+            "set DATABASE_URL to PostgreSQL (with ENVIRONMENT=production), or to a writable SQLite path"
+        )
 
 
 # Reads need no transaction: on PostgreSQL a read session's statements commit one by one, so a read

@@ -12,6 +12,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from app.api.main import create_app
+from app.api.routes.webhooks import CLERK_WEBHOOK_MAX_BODY_BYTES
 from app.domains.users.clerk_user_sync import ClerkUser
 from app.domains.users.models import APIKey, User
 from app.domains.webhooks.models import WebhookEvent
@@ -43,6 +44,28 @@ def sample(name: str) -> bytes:
 def user_by_clerk_id(session: Session, clerk_id: str) -> User | None:
     session.expire_all()
     return session.scalar(select(User).where(User.clerk_id == clerk_id))
+
+
+# -- size -------------------------------------------------------------------------------------
+
+
+def test_the_largest_event_clerk_can_send_fits_under_the_body_bound(hook_client: TestClient) -> None:
+    """Each of Clerk's three metadata fields holds at most 8 KB: all three full, and still accepted."""
+    event = user_event("user.created", "user_full_metadata", 1_700_000_000_000, "full@example.com")
+    for field in ("public_metadata", "private_metadata", "unsafe_metadata"):
+        event["data"][field] = {"blob": "m" * 8_000}
+    body = json.dumps(event)
+    assert 24_000 < len(body) < CLERK_WEBHOOK_MAX_BODY_BYTES / 2
+    assert deliver(hook_client, body).status_code == 200
+
+
+def test_a_body_over_the_bound_is_413_before_its_signature_is_checked(hook_client: TestClient) -> None:
+    body = json.dumps({"data": {"pad": "x" * CLERK_WEBHOOK_MAX_BODY_BYTES}, "type": "user.created"})
+    response = deliver(hook_client, body)  # correctly signed: the size alone refuses it
+    assert response.status_code == 413
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.headers["connection"] == "close"
+    assert response.json()["status"] == 413
 
 
 # -- signatures -------------------------------------------------------------------------------

@@ -8,20 +8,25 @@ and api and worker stop promptly on SIGTERM. `down -v` always runs.
 
 import json
 import os
+import re
 import secrets
 import shutil
 import socket
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.request
+from collections import Counter
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
 from app.infrastructure.config import PROJECT_ROOT
+from tests.raw_http import Answer, connect, read_answer, request_head, send_quietly, trickle_until_answer
 
 pytestmark = pytest.mark.docker
 
@@ -83,8 +88,9 @@ def free_port() -> int:
 class Stack:
     compose: Callable[..., subprocess.CompletedProcess[str]]
     project: str
-    api_port: int
+    api_port: int  # nginx's: the only way in to the API
     prefect_port: int
+    proxy_address: str  # on the proxy-api network
 
     def container(self, service: str) -> str:
         found = docker(
@@ -138,6 +144,8 @@ def stack(images: dict[str, str], project: str, tmp_path_factory: pytest.TempPat
     names = [line.split("=", 1)[0] for line in lines if line.strip() and not line.startswith("#")]
     env_file.write_text("".join(f"{name}={secrets.token_urlsafe(16)}\n" for name in names))
     ports = {"API_PORT": free_port(), "PREFECT_PORT": free_port()}
+    # A /24 of its own for the proxy-api network: the default one may be in use by a running stack.
+    edge_network = f"10.254.{secrets.randbelow(250)}"
     base = [
         *compose_command(),
         "-p",
@@ -147,7 +155,12 @@ def stack(images: dict[str, str], project: str, tmp_path_factory: pytest.TempPat
         "--env-file",
         str(env_file),
     ]
-    environment = {**os.environ, "DOCKER_ENV_FILE": str(env_file), **{k: str(v) for k, v in ports.items()}}
+    environment = {
+        **os.environ,
+        "DOCKER_ENV_FILE": str(env_file),
+        "EDGE_NETWORK": edge_network,
+        **{k: str(v) for k, v in ports.items()},
+    }
 
     def compose(*args: str, check: bool = True, timeout: float = 900) -> subprocess.CompletedProcess[str]:
         done = subprocess.run(
@@ -160,7 +173,7 @@ def stack(images: dict[str, str], project: str, tmp_path_factory: pytest.TempPat
             )
         return done
 
-    stack = Stack(compose, project, ports["API_PORT"], ports["PREFECT_PORT"])
+    stack = Stack(compose, project, ports["API_PORT"], ports["PREFECT_PORT"], f"{edge_network}.2")
     try:
         compose("up", "-d", "--build")
         wait_until(
@@ -252,6 +265,228 @@ def test_api_and_worker_report_healthy(stack: Stack) -> None:
             return docker("inspect", "-f", "{{.State.Health.Status}}", container).stdout.strip() == "healthy"
 
         wait_until(f"{service} healthy", healthy, timeout=90)
+
+
+def test_the_api_image_without_settings_says_so_in_one_line(images: dict[str, str]) -> None:
+    """Its SQLite default is under code it may not write: one line, not a 60-line traceback."""
+    done = docker("run", "--rm", images["api"], check=False, timeout=120)
+    assert done.returncode == 1
+    assert done.stderr.strip().count("\n") == 0, done.stderr
+    assert done.stderr.startswith("invalid settings: DATABASE_URL: the SQLite folder /srv/var cannot be used")
+
+
+# -- the edge: nginx in front of the API ---------------------------------------------------------
+
+NGINX_TIMEOUT = 10.0  # client_header_timeout and client_body_timeout in deploy/nginx/api.conf
+SLACK = 5.0  # a loaded 2-core machine
+FAKE_KEY = "sk_0123456789abcdef_" + "A" * 43  # well-formed, unknown
+
+
+def get(stack: Stack, path: str, headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
+    request = urllib.request.Request(f"http://127.0.0.1:{stack.api_port}{path}", headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 (loopback)
+            return response.status, dict(response.headers), response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, dict(error.headers), error.read()
+
+
+def log_lines(stack: Stack, service: str) -> list[str]:
+    """The service's log lines without compose's `name_1  | ` prefix."""
+    lines = stack.compose("logs", "--no-color", service).stdout.splitlines()
+    return [line.split("| ", 1)[1] for line in lines if "| " in line]
+
+
+def test_the_api_is_published_only_through_the_proxy(stack: Stack) -> None:
+    assert docker("port", stack.container("api")).stdout.strip() == ""
+    status, headers, _ = get(stack, "/health/ready", {})
+    assert (status, headers["Server"]) == (200, "nginx")
+
+
+def test_the_api_sees_the_address_the_proxy_saw_never_a_forged_one(stack: Stack) -> None:
+    """nginx overwrites X-Forwarded-For with its peer's address; uvicorn believes it from nginx only."""
+    request_id = f"xff-{secrets.token_hex(8)}"
+    forged = "203.0.113.9"
+    headers = {"X-API-Key": FAKE_KEY, "X-Forwarded-For": forged, "X-Request-ID": request_id}
+    assert get(stack, "/api/users/me", headers)[0] == 401
+
+    def lines() -> tuple[str, str] | None:
+        proxy = [line for line in log_lines(stack, "proxy") if f"request_id={request_id}" in line]
+        api = [line for line in log_lines(stack, "api") if request_id in line and "authentication refused" in line]
+        return (proxy[0], api[0]) if proxy and api else None
+
+    proxy_line, api_line = wait_until("both log lines of the request", lines, timeout=20)
+    peer = proxy_line.split()[0]  # nginx's $remote_addr
+    seen = re.search(r" from (\S+)$", json.loads(api_line)["msg"])[1]  # type: ignore[index]
+    assert seen == peer
+    assert seen not in {forged, stack.proxy_address}
+
+
+def slow_headers(port: int) -> Answer:
+    """Slowloris: the request line, then a header byte every second."""
+    sock, started = connect(port), time.monotonic()
+    send_quietly(sock, b"GET /health HTTP/1.1\r\nHost: localhost\r\nX-Request-ID: edge-slow-headers\r\n")
+    return trickle_until_answer(sock, b"X-Slow: " + b"a" * 100, every=1.0, started=started, timeout=60)
+
+
+def stalled_body(
+    port: int, path: str = "/webhooks/clerk", size: int = 1000, request_id: str = "edge-stalled"
+) -> Answer:
+    """All of a body but its last byte, then nothing."""
+    sock, started = connect(port), time.monotonic()
+    head = request_head("POST", path, {"Content-Length": str(size), "X-Request-ID": request_id})
+    send_quietly(sock, head + b" " * (size - 1))
+    return read_answer(sock, started, timeout=NGINX_TIMEOUT + 30)
+
+
+def oversized(port: int, head: bytes) -> Answer:
+    sock, started = connect(port), time.monotonic()
+    send_quietly(sock, head)
+    return read_answer(sock, started, timeout=30)
+
+
+def test_slow_and_oversized_requests_are_cut_off_at_the_proxy(stack: Stack) -> None:
+    port = stack.api_port
+    big_header = b"GET /health HTTP/1.1\r\nHost: localhost\r\nX-Request-ID: edge-big\r\nX-Big: " + b"a" * 16_000_000
+    many_headers = b"GET /health HTTP/1.1\r\nX-Request-ID: edge-many\r\n" + b"".join(
+        b"X-%d: v\r\n" % n for n in range(100_000)
+    )
+    webhook = request_head("POST", "/webhooks/clerk", {"Content-Length": "70000", "X-Request-ID": "edge-webhook"})
+    announced = request_head("POST", "/api/users", {"Content-Length": "10000000", "X-Request-ID": "edge-announced"})
+    cases: dict[str, Callable[[], Answer]] = {
+        "slow headers": lambda: slow_headers(port),
+        "stalled body": lambda: stalled_body(port),
+        "16 MB header": lambda: oversized(port, big_header + b"\r\n\r\n"),
+        "100 000 headers": lambda: oversized(port, many_headers + b"\r\n"),
+        "70 KB webhook body": lambda: oversized(port, webhook + b" " * 70_000),
+        "10 MB body announced": lambda: oversized(port, announced + b" " * 1000),
+    }
+    with ThreadPoolExecutor(len(cases)) as pool:
+        answers = dict(zip(cases, pool.map(lambda case: case(), cases.values()), strict=True))
+    print(
+        "\nthrough the proxy: "
+        + "; ".join(f"{name}: {a.status} after {a.seconds:.1f} s" for name, a in answers.items())
+    )
+    for name in ("slow headers", "stalled body"):  # nginx hangs up on them (its 408 is never sent)
+        answer = answers[name]
+        assert answer.closed, (name, answer)
+        assert answer.status in {None, 408}, (name, answer)
+        assert NGINX_TIMEOUT - 1 <= answer.seconds <= NGINX_TIMEOUT + SLACK, (name, answer)
+    for name, status in [("16 MB header", 400), ("100 000 headers", 400), ("70 KB webhook body", 413)]:
+        answer = answers[name]
+        assert (answer.status, answer.closed) == (status, True), (name, answer)
+        assert answer.problem()["status"] == status
+        assert answer.seconds < SLACK, (name, answer)
+    assert answers["10 MB body announced"].status == 413
+    assert answers["10 MB body announced"].seconds < SLACK
+    api_log = "\n".join(log_lines(stack, "api"))
+    assert not re.search(r"edge-(slow-headers|stalled|big|many|webhook|announced)", api_log)  # none reached the API
+
+
+class ContainerMemory:
+    """Samples the RSS of a container's PID 1 (uvicorn in `api`) in a thread; MB = 10^6 bytes."""
+
+    def __init__(self, container: str) -> None:
+        self.container = container
+        self.samples, self._stop = [self.rss_mb()], threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def rss_mb(self) -> float:
+        status = docker("exec", self.container, "cat", "/proc/1/status").stdout
+        return int(re.search(r"^VmRSS:\s+(\d+) kB", status, flags=re.MULTILINE)[1]) * 1024 / 1e6  # type: ignore[index]
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.2):
+            self.samples.append(self.rss_mb())
+
+    def __enter__(self) -> "ContainerMemory":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def test_200_slow_connections_through_the_proxy_leave_the_api_small(stack: Stack) -> None:
+    """100 slowloris connections and 100 stalled webhook bodies at once, from one address: nginx holds
+    them (64 bodies at most per address, the rest 429 at once) and the API sees none of them."""
+    port = stack.api_port
+    size = 64 * 1024  # the webhook route's bound: the largest body nginx would hold
+    with ContainerMemory(stack.container("api")) as memory, ThreadPoolExecutor(200) as pool:
+        started = time.monotonic()
+        futures = [pool.submit(slow_headers, port) for _ in range(100)]
+        futures += [pool.submit(stalled_body, port, "/webhooks/clerk", size, "edge-rss") for _ in range(100)]
+        answers = [future.result() for future in futures]
+        elapsed = time.monotonic() - started
+    held = [answer for answer in answers[100:] if answer.status is None]
+    refused = Counter(answer.status for answer in answers[100:] if answer.status is not None)
+    print(
+        f"\n200 slow connections through the proxy: api RSS {memory.samples[0]:.0f} MB before, peak "
+        f"{max(memory.samples):.0f} MB; bodies held {len(held)}, refused {dict(refused)}; all over in {elapsed:.1f} s"
+    )
+    assert all(answer.closed and answer.status in {None, 408} for answer in answers[:100])
+    assert len(held) <= 64
+    assert refused == Counter({429: 100 - len(held)})
+    assert max(answer.seconds for answer in answers) <= NGINX_TIMEOUT + SLACK * 2
+    assert max(memory.samples) < 300
+    assert http_status(f"http://127.0.0.1:{port}/health/ready") == 200
+
+
+CREATE_MEMBERS = """
+from app.cli import generate_user
+for name in ("victim", "attacker-1", "attacker-2"):
+    generate_user(["--email", f"{name}@example.com", "--role", "member", "--json"])
+"""
+
+
+def test_wrong_secrets_from_the_same_address_never_refuse_a_first_use_of_a_valid_key(stack: Stack) -> None:
+    """An attacker with two member keys sends wrong secrets for its own prefixes and for the victim's
+    next key (prefixes are public), through the proxy like everyone: the failure limits engage (429s),
+    yet each first use of a valid key, by a client at the same address, succeeds."""
+    created = stack.compose("exec", "-T", "api", "python", "-c", CREATE_MEMBERS).stdout.splitlines()
+    victim, *attackers = [json.loads(line)["api_key"] for line in created if line.startswith("{")]
+    tries = 20
+    fresh = []
+    for number in range(tries):  # the victim's new keys: none has been used, so each use is a first use
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{stack.api_port}/api/api-keys",
+            data=json.dumps({"name": f"fresh {number}"}).encode(),
+            headers={"X-API-Key": victim, "Content-Type": "application/json"},
+            method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 (loopback)
+            fresh.append(json.load(response)["key"])
+
+    def wrong(key: str) -> str:
+        return f"{key.rsplit('_', 1)[0]}_{secrets.token_urlsafe(32)}"
+
+    target = {"prefix_of": fresh[0]}
+    attacks: Counter[int] = Counter()
+    stop = threading.Event()
+
+    def attacker() -> None:
+        while not stop.is_set():
+            for key in [*attackers, target["prefix_of"]]:
+                attacks[get(stack, "/api/users/me", {"X-API-Key": wrong(key)})[0]] += 1
+
+    outcomes: Counter[int] = Counter()
+    with ThreadPoolExecutor(3) as pool:
+        running = [pool.submit(attacker) for _ in range(3)]
+        try:
+            for key in fresh:
+                target["prefix_of"] = key
+                for _ in range(12):  # past AUTH_FAILURES_PER_KEY (10) on this very prefix first
+                    attacks[get(stack, "/api/users/me", {"X-API-Key": wrong(key)})[0]] += 1
+                outcomes[get(stack, "/api/users/me", {"X-API-Key": key})[0]] += 1
+        finally:
+            stop.set()
+            for future in running:
+                future.result()
+    print(f"\nfirst uses under attack: {dict(outcomes)}; the attacker's wrong secrets: {dict(attacks)}")
+    assert outcomes[200] >= 0.95 * tries, outcomes
+    assert attacks[429] > 0  # the limits were engaged: the test is not vacuous
+    assert set(attacks) <= {401, 429}
 
 
 def test_api_and_worker_stop_promptly_and_cleanly_on_sigterm(stack: Stack, capsys: pytest.CaptureFixture[str]) -> None:

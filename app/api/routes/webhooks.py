@@ -12,12 +12,23 @@ from app.domains.base.exceptions import MalformedInputError
 from app.domains.webhooks.clerk_deliveries import ClerkDeliveries
 from app.infrastructure.svix import WebhookRejected
 
+# Clerk's user events are 1-2 KB, and its three metadata fields are capped at 8 KB each: 64 KiB is
+# over twice the largest event we can construct, and 512 unsigned bodies in flight hold ~35 MB.
+CLERK_WEBHOOK_MAX_BODY_BYTES = 64 * 1024
+
 
 class WebhookController(Controller):
     path = "/webhooks"
     tags = ["webhooks"]  # noqa: RUF012
 
-    @post("/clerk", operation_id="receiveClerkWebhook", status_code=200, public=True, errors=(401,))
+    @post(
+        "/clerk",
+        operation_id="receiveClerkWebhook",
+        status_code=200,
+        public=True,
+        errors=(401,),
+        request_max_body_size=CLERK_WEBHOOK_MAX_BODY_BYTES,
+    )
     def receive_clerk_event(self, uow: UnitOfWorkDep, headers: Headers, body: RawBody) -> dict[str, str | None]:
         """Verify the Svix signature over the raw body, record the event once, apply it.
 
