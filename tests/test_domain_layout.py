@@ -106,4 +106,3 @@ def test_services_are_built_by_their_unit_of_work_only() -> None:
                 if name in names:
                     built_by_hand.append(f"{path.relative_to(PROJECT_ROOT)}:{node.lineno}: {name}(...)")
     assert not built_by_hand, "\n".join(built_by_hand)
-
