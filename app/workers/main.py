@@ -1,6 +1,6 @@
 """The worker's entry point.
 
-    python -m app.workers.main serve              # every flow on its cron schedule (`task worker`)
+    python -m app.workers.main serve              # every registered flow on its schedule (`task worker`)
     python -m app.workers.main run maintenance --batch-size 500     # one flow, now (`task flow`)
 
 `serve` talks to PREFECT_API_URL; without one it starts a local Prefect server for as long as it
@@ -20,15 +20,25 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from prefect.schedules import Cron
+
+from app.infrastructure.config import Settings
 from app.workers.flows import FLOWS
 from app.workers.runtime import container
 
 LOCAL_SERVER_PORT = 4200
 
 
-def deployments() -> list[Any]:
-    settings = container().settings
-    return [scheduled.flow.to_deployment(name=name, cron=scheduled.cron(settings)) for name, scheduled in FLOWS.items()]
+def deployments(settings: Settings) -> list[Any]:
+    """One deployment per registered flow, named as the flow, on its schedule (UTC)."""
+    try:
+        schedules = FLOWS.schedules(settings.flow_schedules)
+    except ValueError as error:
+        raise SystemExit(f"invalid settings: {error}") from None
+    return [
+        FLOWS[name].flow.to_deployment(name=name, schedules=[Cron(cron, timezone="UTC")] if cron else [])
+        for name, cron in schedules.items()
+    ]
 
 
 @contextmanager
@@ -65,8 +75,9 @@ def wait_for(url: str, timeout: float) -> None:
 def serve() -> None:
     from prefect import serve as prefect_serve  # noqa: PLC0415
 
+    served = deployments(container().settings)  # a bad FLOW_SCHEDULES stops it before any server starts
     with prefect_api():
-        prefect_serve(*deployments(), pause_on_shutdown=False)
+        prefect_serve(*served, pause_on_shutdown=False)
 
 
 def run(name: str, parameters: dict[str, Any]) -> Any:

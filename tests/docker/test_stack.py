@@ -22,13 +22,14 @@ from typing import Any
 import pytest
 
 from app.infrastructure.config import PROJECT_ROOT
+from app.workers.flows import FLOWS
 
 pytestmark = pytest.mark.docker
 
 TARGETS = ["api", "worker", "migrations"]
 IMAGE = "app-docker-test"
 DEV_TOOLS = ("pytest", "ruff", "mypy", "schemathesis", "uv")
-DEPLOYMENTS = {"maintenance", "user-report", "clerk-reconciliation"}
+DEPLOYMENTS = set(FLOWS)  # the worker serves every registered flow
 VENV = "/srv/.venv"
 STOP_SECONDS = 8.0  # under docker stop's 10 s, after which SIGKILL (exit 137); ~0.5-4 s seen, by load
 
