@@ -20,13 +20,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from prefect.context import refresh_global_settings_context
 from prefect.schedules import Cron
+from prefect.settings import get_current_settings
 
 from app.infrastructure.config import Settings
 from app.workers.flows import FLOWS
 from app.workers.runtime import container
-
-LOCAL_SERVER_PORT = 4200
 
 
 def deployments(settings: Settings) -> list[Any]:
@@ -43,17 +43,27 @@ def deployments(settings: Settings) -> list[Any]:
 
 @contextmanager
 def prefect_api() -> Iterator[str]:
-    """PREFECT_API_URL, or a local Prefect server started for the worker's lifetime."""
-    if url := os.environ.get("PREFECT_API_URL"):
+    """PREFECT_API_URL (from the environment or Prefect's profile), or a local Prefect server
+    started for the worker's lifetime.
+
+    Prefect read its settings at import: the local server's URL goes into the environment and
+    Prefect's global settings are read again, or the runner's threads, which see only the global
+    settings, would start a temporary server of their own (as they did: ~6 s of CPU, and a second
+    server to keep running).
+    """
+    settings = get_current_settings()
+    if url := settings.api.url:
         yield url
         return
-    url = f"http://127.0.0.1:{LOCAL_SERVER_PORT}/api"
+    port = str(settings.server.api.port)  # PREFECT_SERVER_API_PORT, 4200 unless set
+    url = f"http://127.0.0.1:{port}/api"
     server = subprocess.Popen(  # noqa: S603
-        [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(LOCAL_SERVER_PORT)]
+        [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", port]
     )
     try:
-        wait_for(f"{url}/health", timeout=60)
+        wait_for(f"{url}/health", timeout=120)  # a first start creates Prefect's database
         os.environ["PREFECT_API_URL"] = url
+        refresh_global_settings_context()
         yield url
     finally:
         server.terminate()
