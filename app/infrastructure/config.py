@@ -79,10 +79,9 @@ class Settings(BaseSettings):
     clerk_secret_key: SecretStr | None = None
     clerk_api_url: str = "https://api.clerk.com/v1"
 
-    # Prefect flows (app/workers). Schedules are cron expressions, in UTC.
-    maintenance_cron: str = "0 3 * * *"
-    clerk_reconciliation_cron: str = "0 * * * *"
-    user_report_cron: str = "0 6 * * *"
+    # Prefect flows (app/workers). Schedules other than the flows' own defaults, in UTC:
+    # "maintenance=0 4 * * *; user-report=off" (the worker checks the names against its registry).
+    flow_schedules: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict)
     # Rows a flow changes per transaction: memory stays flat, locks stay short.
     worker_batch_size: int = Field(default=1000, ge=1, le=100_000)
     webhook_events_retention_days: int = Field(default=30, ge=1)
@@ -95,6 +94,22 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [party.strip().rstrip("/") for party in value.split(",") if party.strip()]
         return value
+
+    @field_validator("flow_schedules", mode="before")
+    @classmethod
+    def _name_cron_pairs(cls, value: object) -> object:
+        """`name=cron; name=cron` (a semicolon, as cron uses commas) into a dict; no name twice."""
+        if not isinstance(value, str):
+            return value
+        schedules: dict[str, str] = {}
+        for pair in filter(None, (part.strip() for part in value.split(";"))):
+            name, equals, cron = (part.strip() for part in pair.partition("="))
+            if not (name and equals and cron):
+                raise ValueError(f"expected name=cron pairs separated by ';', got {pair!r}")
+            if name in schedules:
+                raise ValueError(f"{name!r} is given twice")
+            schedules[name] = cron
+        return schedules
 
     @field_validator(
         "clerk_issuer",

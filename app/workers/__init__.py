@@ -1,4 +1,22 @@
 """The Prefect adapter: flows and tasks that call the same domain services as the API.
 
 Nothing under app/api imports this package (Prefect costs ~1.5 s to import).
+
+Prefect reads its settings once, when it is imported; this package sets two defaults first, so
+every process that runs our flows (`task flow`, `task worker`, the worker image, the tests) gets
+them without configuring anything, and an operator's own value still wins:
+- no anonymous telemetry: the temporary and local servers it starts send none, and the SDK sends
+  events only to a server whose analytics are on (offline, each run logged `Failed to send telemetry`);
+- a first temporary server may take its time: it creates and migrates Prefect's database under
+  PREFECT_HOME, which took over Prefect's default 20 s on a busy two-core machine and failed the run.
 """
+
+import os
+
+PREFECT_DEFAULTS = {
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
+}
+
+for _name, _value in PREFECT_DEFAULTS.items():
+    os.environ.setdefault(_name, _value)

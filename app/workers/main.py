@@ -1,6 +1,6 @@
 """The worker's entry point.
 
-    python -m app.workers.main serve              # every flow on its cron schedule (`task worker`)
+    python -m app.workers.main serve              # every registered flow on its schedule (`task worker`)
     python -m app.workers.main run maintenance --batch-size 500     # one flow, now (`task flow`)
 
 `serve` talks to PREFECT_API_URL; without one it starts a local Prefect server for as long as it
@@ -20,30 +20,50 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from prefect.context import refresh_global_settings_context
+from prefect.schedules import Cron
+from prefect.settings import get_current_settings
+
+from app.infrastructure.config import Settings
 from app.workers.flows import FLOWS
 from app.workers.runtime import container
 
-LOCAL_SERVER_PORT = 4200
 
-
-def deployments() -> list[Any]:
-    settings = container().settings
-    return [scheduled.flow.to_deployment(name=name, cron=scheduled.cron(settings)) for name, scheduled in FLOWS.items()]
+def deployments(settings: Settings) -> list[Any]:
+    """One deployment per registered flow, named as the flow, on its schedule (UTC)."""
+    try:
+        schedules = FLOWS.schedules(settings.flow_schedules)
+    except ValueError as error:
+        raise SystemExit(f"invalid settings: {error}") from None
+    return [
+        FLOWS[name].flow.to_deployment(name=name, schedules=[Cron(cron, timezone="UTC")] if cron else [])
+        for name, cron in schedules.items()
+    ]
 
 
 @contextmanager
 def prefect_api() -> Iterator[str]:
-    """PREFECT_API_URL, or a local Prefect server started for the worker's lifetime."""
-    if url := os.environ.get("PREFECT_API_URL"):
+    """PREFECT_API_URL (from the environment or Prefect's profile), or a local Prefect server
+    started for the worker's lifetime.
+
+    Prefect read its settings at import: the local server's URL goes into the environment and
+    Prefect's global settings are read again, or the runner's threads, which see only the global
+    settings, would start a temporary server of their own (as they did: ~6 s of CPU, and a second
+    server to keep running).
+    """
+    settings = get_current_settings()
+    if url := settings.api.url:
         yield url
         return
-    url = f"http://127.0.0.1:{LOCAL_SERVER_PORT}/api"
+    port = str(settings.server.api.port)  # PREFECT_SERVER_API_PORT, 4200 unless set
+    url = f"http://127.0.0.1:{port}/api"
     server = subprocess.Popen(  # noqa: S603
-        [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(LOCAL_SERVER_PORT)]
+        [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", port]
     )
     try:
-        wait_for(f"{url}/health", timeout=60)
+        wait_for(f"{url}/health", timeout=120)  # a first start creates Prefect's database
         os.environ["PREFECT_API_URL"] = url
+        refresh_global_settings_context()
         yield url
     finally:
         server.terminate()
@@ -65,8 +85,9 @@ def wait_for(url: str, timeout: float) -> None:
 def serve() -> None:
     from prefect import serve as prefect_serve  # noqa: PLC0415
 
+    served = deployments(container().settings)  # a bad FLOW_SCHEDULES stops it before any server starts
     with prefect_api():
-        prefect_serve(*deployments(), pause_on_shutdown=False)
+        prefect_serve(*served, pause_on_shutdown=False)
 
 
 def run(name: str, parameters: dict[str, Any]) -> Any:

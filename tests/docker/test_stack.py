@@ -26,6 +26,7 @@ from typing import Any
 import pytest
 
 from app.infrastructure.config import PROJECT_ROOT
+from app.workers.flows import FLOWS
 from tests.raw_http import Answer, connect, read_answer, request_head, send_quietly, trickle_until_answer
 
 pytestmark = pytest.mark.docker
@@ -33,7 +34,7 @@ pytestmark = pytest.mark.docker
 TARGETS = ["api", "worker", "migrations"]
 IMAGE = "app-docker-test"
 DEV_TOOLS = ("pytest", "ruff", "mypy", "schemathesis", "uv")
-DEPLOYMENTS = {"maintenance", "user-report", "clerk-reconciliation"}
+DEPLOYMENTS = set(FLOWS)  # the worker serves every registered flow
 VENV = "/srv/.venv"
 STOP_SECONDS = 8.0  # under docker stop's 10 s, after which SIGKILL (exit 137); ~0.5-4 s seen, by load
 

@@ -248,11 +248,11 @@ def test_a_member_can_neither_reconcile_nor_tombstone(
     assert by_clerk_id(session, "user_victim").deleted_at is None
 
 
-def test_the_flow_is_scheduled_hourly_by_its_setting() -> None:
-    scheduled = FLOWS["clerk-reconciliation"]
-    assert scheduled.flow is clerk_reconciliation
-    assert scheduled.cron(settings_for("sqlite://")) == "0 * * * *"
-    assert scheduled.cron(settings_for("sqlite://", clerk_reconciliation_cron="15 * * * *")) == "15 * * * *"
+def test_the_flow_is_registered_hourly_and_flow_schedules_moves_it() -> None:
+    registered = FLOWS["clerk-reconciliation"]
+    assert registered.flow is clerk_reconciliation
+    assert FLOWS.schedules({})["clerk-reconciliation"] == "0 * * * *"
+    assert FLOWS.schedules({"clerk-reconciliation": "15 * * * *"})["clerk-reconciliation"] == "15 * * * *"
 
 
 # -- the flow, run by Prefect ---------------------------------------------------------------------

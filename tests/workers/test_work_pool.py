@@ -1,5 +1,6 @@
-"""The scale-out path, end to end: a real Prefect server, a process work pool, the deployments of
-prefect.yaml, a worker that runs `maintenance` in its own process against the test database."""
+"""The scale-out path, end to end: a real Prefect server, a process work pool, every deployment of
+prefect.yaml as the registry declares it, a worker that runs `maintenance` in its own process
+against the test database."""
 
 import os
 import subprocess
@@ -16,15 +17,10 @@ from sqlalchemy.orm import Session
 from app.domains.base.models import utcnow
 from app.domains.users.models import APIKey, User
 from app.infrastructure.config import PROJECT_ROOT, Settings
-from app.workers.main import deployments
+from app.workers.flows import FLOWS
 from tests.helpers import CHEAP_ARGON2, backend_name
 
 PREFECT = [sys.executable, "-m", "prefect"]
-
-
-def test_the_served_deployments_and_their_schedules() -> None:
-    served = {deployment.name: deployment.schedules[0].schedule.cron for deployment in deployments()}
-    assert served == {"maintenance": "0 3 * * *", "user-report": "0 6 * * *", "clerk-reconciliation": "0 * * * *"}
 
 
 @pytest.fixture
@@ -62,9 +58,15 @@ def test_maintenance_runs_on_a_process_work_pool(
 
     api = httpx.Client(base_url=prefect_api, timeout=10)
     api.post("/work_pools/", json={"name": "app-flows", "type": "process"}).raise_for_status()
-    prefect("--no-prompt", "deploy", "--name", "maintenance")  # the deployment of prefect.yaml
+    prefect("--no-prompt", "deploy", "--all")  # prefect.yaml, as an operator deploys it
+    for name, entry in FLOWS.items():
+        deployed = api.get(f"/deployments/name/{name}/{name}").json()
+        assert deployed["entrypoint"] == entry.entrypoint
+        assert deployed["work_pool_name"] == "app-flows"
+        assert deployed["global_concurrency_limit"]["limit"] == entry.concurrency_limit
+        crons = [(s["schedule"]["cron"], s["schedule"]["timezone"]) for s in deployed["schedules"]]
+        assert crons == ([(entry.cron, "UTC")] if entry.cron else [])
     deployment = api.get("/deployments/name/maintenance/maintenance").json()
-    assert deployment["work_pool_name"] == "app-flows"
     triggered = api.post(f"/deployments/{deployment['id']}/create_flow_run", json={}).json()
     prefect("worker", "start", "--pool", "app-flows", "--run-once")  # a real worker, its own process
 

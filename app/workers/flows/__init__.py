@@ -1,25 +1,28 @@
-"""Every flow the worker serves, by name (names are part of the interface: deployments, `task flow`)."""
+"""The flow registry: every flow the worker runs, one entry each (README, "Adding a flow").
 
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+A flow's name is part of the interface (`task flow -- <name>`, deployments, FLOW_SCHEDULES).
+After changing an entry, `uv run task sync-flows` rewrites prefect.yaml and README's flow table.
+"""
 
-from prefect import Flow
-
-from app.infrastructure.config import Settings
 from app.workers.flows.clerk_reconciliation import clerk_reconciliation
 from app.workers.flows.maintenance import maintenance
 from app.workers.flows.user_report import user_report
+from app.workers.registry import FlowRegistry, RegisteredFlow
 
-
-@dataclass(frozen=True, slots=True)
-class Scheduled:
-    flow: Flow[..., Any]
-    cron: Callable[[Settings], str]  # the setting that holds its schedule
-
-
-FLOWS: dict[str, Scheduled] = {
-    "maintenance": Scheduled(maintenance, lambda settings: settings.maintenance_cron),
-    "user-report": Scheduled(user_report, lambda settings: settings.user_report_cron),
-    "clerk-reconciliation": Scheduled(clerk_reconciliation, lambda settings: settings.clerk_reconciliation_cron),
-}
+FLOWS = FlowRegistry(
+    RegisteredFlow(
+        maintenance,
+        cron="0 3 * * *",
+        summary="revokes API keys past `expires_at`; deletes webhook deliveries older than "
+        "`WEBHOOK_EVENTS_RETENTION_DAYS`; removes users tombstoned longer ago than `TOMBSTONE_RETENTION_DAYS` "
+        "(at least 3: Svix retries for ~28 h), with their keys",
+    ),
+    RegisteredFlow(
+        clerk_reconciliation,
+        cron="0 * * * *",
+        summary="pages through Clerk's Backend API (`CLERK_API_URL`, `CLERK_SECRET_KEY`; skipped without it) and "
+        "applies each user with the webhook's rules; after a complete listing only, tombstones local users Clerk "
+        "no longer has",
+    ),
+    RegisteredFlow(user_report, cron="0 6 * * *", summary="the pattern in small: active users by role, new ones"),
+)

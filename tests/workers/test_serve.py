@@ -1,0 +1,67 @@
+"""`task worker` as README describes it: no PREFECT_API_URL, so the worker starts one local Prefect
+server, registers every registered flow on its schedule there (FLOW_SCHEDULES applied), and stops
+on SIGTERM, with no second temporary server and no telemetry."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+import httpx
+
+from app.infrastructure.config import PROJECT_ROOT
+from app.workers.flows import FLOWS
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_serve_starts_one_local_server_and_registers_every_flow() -> None:
+    port = free_port()
+    first, second, *_ = FLOWS
+    env = {
+        **{key: value for key, value in os.environ.items() if not key.startswith(("PREFECT_", "DATABASE_URL"))},
+        "PREFECT_HOME": tempfile.mkdtemp(prefix="prefect-home-serve-"),
+        "PREFECT_SERVER_API_PORT": str(port),
+        "DATABASE_URL": f"sqlite:///{tempfile.mkdtemp(prefix='serve-')}/app.db",
+        "FLOW_SCHEDULES": f"{first}=17 4 * * *; {second}=off",
+    }
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "app.workers.main", "serve"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        deployments = registered(f"http://127.0.0.1:{port}/api", len(FLOWS), timeout=180)
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        output, _ = worker.communicate(timeout=60)
+    assert worker.returncode == 0, output
+    expected = {name: [entry.cron] if entry.cron else [] for name, entry in FLOWS.items()}
+    expected |= {first: ["17 4 * * *"], second: []}
+    assert {d["name"]: [s["schedule"]["cron"] for s in d["schedules"]] for d in deployments} == expected
+    assert "Starting temporary server" not in output
+    assert "telemetry" not in output.lower()
+
+
+def registered(api: str, count: int, timeout: float) -> list[dict]:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            deployments = httpx.post(f"{api}/deployments/filter", json={}, timeout=5).json()
+            if len(deployments) >= count:
+                return deployments
+        except httpx.HTTPError:
+            pass
+        assert time.monotonic() < deadline, f"{count} deployments not registered in {timeout} s"
+        time.sleep(0.5)
