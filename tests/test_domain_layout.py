@@ -106,3 +106,11 @@ def test_services_are_built_by_their_unit_of_work_only() -> None:
                 if name in names:
                     built_by_hand.append(f"{path.relative_to(PROJECT_ROOT)}:{node.lineno}: {name}(...)")
     assert not built_by_hand, "\n".join(built_by_hand)
+
+
+def test_no_two_clerk_modules_share_a_name() -> None:
+    """Each Clerk module is named for what it does (tokens, the Backend API, deliveries, a domain's
+    sync or reconciliation, a flow and its tasks), so a name leads to one file."""
+    names = [path.stem for path in (PROJECT_ROOT / "app").rglob("*clerk*.py")]
+    assert len(names) == len(set(names)), sorted(names)
+    assert "clerk" not in names

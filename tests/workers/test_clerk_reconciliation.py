@@ -25,7 +25,7 @@ from app.infrastructure.clerk_backend_api import Backoff, ClerkAPI, ClerkAPIErro
 from app.workers.flows import FLOWS
 from app.workers.flows.clerk_reconciliation import clerk_reconciliation
 from app.workers.runtime import use_container
-from app.workers.tasks import clerk as clerk_tasks
+from app.workers.tasks import reconcile_clerk_users as clerk_tasks
 from tests.clerk_helpers import SAMPLES, json_server, user_event
 from tests.conftest import actor_of
 from tests.helpers import settings_for

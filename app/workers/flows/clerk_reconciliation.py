@@ -12,7 +12,7 @@ from prefect import flow, get_run_logger
 
 from app.infrastructure.clerk_backend_api import MAX_PAGE_SIZE, ClerkAPIError
 from app.workers.runtime import BatchSize, container
-from app.workers.tasks.clerk import find_deleted_users, sync_users_page, tombstone_users
+from app.workers.tasks.reconcile_clerk_users import find_deleted_users, sync_users_page, tombstone_users
 
 OUTCOMES = ("created", "updated", "unchanged", "ignored", "failed")
 

@@ -1,5 +1,7 @@
-"""Tasks of the clerk-reconciliation flow. Each builds its own Backend API client from the
-container's settings (the secret key never travels as a parameter) and its own units of work."""
+"""The clerk-reconciliation flow's tasks for users: Clerk's pages of users applied, the users Clerk
+no longer has found and tombstoned (`ClerkUserReconciliation` holds the rules). Each task builds its
+own Backend API client from the container's settings (the secret key never travels as a parameter)
+and its own units of work."""
 
 from collections import Counter
 from typing import Any
