@@ -169,7 +169,7 @@ def test_generate_key_takes_scopes_a_name_and_a_lifetime(
     [
         (["--email", "nobody@example.com"], 1, "error: no user has this e-mail"),
         (["--email", "off@example.com"], 1, "error: this user is deactivated: its keys would be refused"),
-        (["--email", "on@example.com", "--scopes", "projects:read"], 2, "unknown permissions: projects:read"),
+        (["--email", "on@example.com", "--scopes", "nothing:read"], 2, "unknown permissions: nothing:read"),
         (["--email", "on@example.com", "--expires-in", "90"], 2, "'90' is not a duration such as 90d"),
         (["--email", "on@example.com", "--expires-in", "0d"], 2, "'0d' is not a duration"),
         ([], 2, "the following arguments are required: --email"),
