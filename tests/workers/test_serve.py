@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 import httpx
@@ -41,11 +42,21 @@ def test_serve_starts_one_local_server_and_registers_every_flow() -> None:
         text=True,
         start_new_session=True,
     )
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(worker.stdout or ()), daemon=True)
+    reader.start()
     try:
         deployments = registered(f"http://127.0.0.1:{port}/api", len(FLOWS), timeout=180)
+        # Deployments are registered before the runner's loop starts: a SIGTERM in between waits
+        # for that start, so stop it once it says it serves (as an operator would).
+        deadline = time.monotonic() + 120
+        while not any("being served" in line for line in lines) and time.monotonic() < deadline:
+            time.sleep(0.2)
     finally:
         worker.send_signal(signal.SIGTERM)
-        output, _ = worker.communicate(timeout=60)
+        worker.wait(timeout=60)
+        reader.join(timeout=10)
+    output = "".join(lines)
     assert worker.returncode == 0, output
     expected = {name: [entry.cron] if entry.cron else [] for name, entry in FLOWS.items()}
     expected |= {first: ["17 4 * * *"], second: []}
