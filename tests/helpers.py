@@ -2,10 +2,13 @@
 
 import re
 import sqlite3
+import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import httpx
 from alembic.config import Config
 from litestar import Litestar
 from sqlalchemy import event, make_url
@@ -67,3 +70,17 @@ def recorded(database: Database) -> Iterator[dict[str, list[str]]]:
     finally:
         event.remove(database.engine, "before_cursor_execute", on_execute)
         event.remove(database.engine.pool, "checkin", on_checkin)
+
+
+def wait_until_healthy(server: subprocess.Popen, base_url: str, timeout: float = 30) -> None:
+    """Until the live server answers /health with 200; fails if it exits or takes longer."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.get(f"{base_url}/health", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        assert server.poll() is None, "the server exited"
+        assert time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.1)

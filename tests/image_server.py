@@ -6,15 +6,13 @@ import re
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
-
 from app.infrastructure.config import PROJECT_ROOT
+from tests.helpers import wait_until_healthy
 
 
 def image_command() -> list[str]:
@@ -58,16 +56,7 @@ def serving_like_the_image(environment: dict[str, str], cwd: Path) -> Iterator[S
     env = {**os.environ, **environment}
     server = subprocess.Popen([sys.executable, "-m", "uvicorn", *arguments], env=env, cwd=cwd)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert server.poll() is None, "the server exited"
-            assert time.monotonic() < deadline, "the server did not start"
-            time.sleep(0.1)
+        wait_until_healthy(server, f"http://127.0.0.1:{port}")
         yield Server(port, server.pid)
     finally:
         server.terminate()

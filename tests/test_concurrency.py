@@ -23,7 +23,7 @@ from app.domains.users.models import User
 from app.infrastructure.config import Settings
 from app.infrastructure.database import Database
 from tests.clerk_helpers import ALLOWED_ORIGIN, ISSUER, WEBHOOK_SECRET, SigningKey
-from tests.helpers import CHEAP_ARGON2, backend_name
+from tests.helpers import CHEAP_ARGON2, backend_name, wait_until_healthy
 
 THREADS = 4  # a small pool makes starvation easy to hit
 ME_REQUESTS, LIST_REQUESTS = 250, 50
@@ -65,16 +65,7 @@ def serving(settings: Settings, cwd: object, stderr: IO[bytes] | None = None, **
     server = subprocess.Popen([*command, "--no-access-log"], env=env, cwd=cwd, stderr=stderr)
     base_url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{base_url}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert server.poll() is None, "the server exited"
-            assert time.monotonic() < deadline, "the server did not start"
-            time.sleep(0.1)
+        wait_until_healthy(server, base_url)
         yield base_url
     finally:
         server.terminate()
