@@ -69,6 +69,12 @@ def session_claims(**overrides: Any) -> dict[str, Any]:
     return {name: value for name, value in claims.items() if value is not None}
 
 
+def organization_claim(clerk_id: str, role: str = "admin", slug: str | None = "acme", **extra: Any) -> dict[str, Any]:
+    """The `o` claim of a v2 session token with an active organization: `KEY.mint(o=organization_claim(...))`."""
+    claim = {"id": clerk_id, "slg": slug, "rol": role, "per": "", "fpm": "", **extra}
+    return {name: value for name, value in claim.items() if value is not None}
+
+
 def unsigned_token(claims: dict[str, Any], header: dict[str, Any], key: bytes | None = None) -> str:
     """A token built by hand: `alg: none`, or HMAC-signed with `key` (the confused-deputy attack)."""
 

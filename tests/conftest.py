@@ -15,6 +15,8 @@ from app.api.main import create_app
 from app.bootstrap import Container, bootstrap
 from app.domains.base.actors import Actor, AuthMethod, Role
 from app.domains.base.unit_of_work import UnitOfWork
+from app.domains.organizations.models import Organization
+from app.domains.projects.models import Project
 from app.domains.users.models import User
 from app.domains.users.schemas import APIKeyCreate
 from app.domains.users.service import APIKeyService
@@ -22,7 +24,7 @@ from app.infrastructure.config import Settings
 from app.infrastructure.database import Database
 from app.infrastructure.hashing import APIKeyHasher
 from app.models import metadata
-from tests.factories import UserFactory
+from tests.factories import MembershipFactory, OrganizationFactory, ProjectFactory, UserFactory
 from tests.helpers import alembic_config, settings_for
 
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL")
@@ -154,8 +156,14 @@ def make_user(session: Session) -> Callable[..., User]:
 def make_api_key(container: Container) -> Callable[..., str]:
     """Mint a key for a user directly (no login dance); returns the full key."""
 
-    def make(user: User, scopes: list[str] | None = None, **fields: object) -> str:
-        with container.unit_of_work(actor_of(user, method=AuthMethod.SYSTEM)) as uow:
+    def make(
+        user: User, scopes: list[str] | None = None, *, organization: Organization | None = None, **fields: object
+    ) -> str:
+        """`organization`: bound to it (as if created while it was active)."""
+        actor = actor_of(user, method=AuthMethod.SYSTEM)
+        if organization is not None:
+            actor = actor.in_organization(organization.id, None)
+        with container.unit_of_work(actor) as uow:
             _, key = uow.service(APIKeyService).issue(APIKeyCreate(name="test key", scopes=scopes, **fields))
         return key
 
@@ -180,5 +188,52 @@ def as_user(make_user: Callable[..., User], make_api_key: Callable[..., str]) ->
     def make(role: Role = Role.MEMBER, scopes: list[str] | None = None, **fields: object) -> tuple[User, dict]:
         user = make_user(role=role, **fields)
         return user, {"X-API-Key": make_api_key(user, scopes)}
+
+    return make
+
+
+@pytest.fixture
+def make_organization(session: Session) -> Callable[..., Organization]:
+    def make(**fields: object) -> Organization:
+        organization = OrganizationFactory.build(**fields)
+        session.add(organization)
+        session.commit()
+        return organization
+
+    return make
+
+
+@pytest.fixture
+def make_membership(session: Session) -> Callable[..., None]:
+    """`make_membership(organization, user, role="admin")`: a live membership."""
+
+    def make(organization: Organization, user: User, role: str = "member", **fields: object) -> None:
+        session.add(MembershipFactory.build(organization_id=organization.id, user_id=user.id, role=role, **fields))
+        session.commit()
+
+    return make
+
+
+@pytest.fixture
+def make_project(session: Session) -> Callable[..., Project]:
+    def make(organization: Organization, **fields: object) -> Project:
+        project = ProjectFactory.build(organization_id=organization.id, **fields)
+        session.add(project)
+        session.commit()
+        return project
+
+    return make
+
+
+@pytest.fixture
+def as_member(
+    make_user: Callable[..., User], make_membership: Callable[..., None], make_api_key: Callable[..., str]
+) -> Callable[..., tuple[User, dict]]:
+    """A stored user, member of `organization` with `role`, and the headers of a key bound to it."""
+
+    def make(organization: Organization, role: str = "member", scopes: list[str] | None = None) -> tuple[User, dict]:
+        user = make_user()
+        make_membership(organization, user, role)
+        return user, {"X-API-Key": make_api_key(user, scopes, organization=organization)}
 
     return make

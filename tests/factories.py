@@ -8,6 +8,8 @@ from uuid_utils.compat import uuid7
 
 from app.domains.base.actors import Role
 from app.domains.base.models import TableBase, utcnow
+from app.domains.organizations.models import Membership, Organization
+from app.domains.projects.models import Project, ProjectStatus
 from app.domains.users.models import User
 
 T = TypeVar("T", bound=TableBase)
@@ -42,3 +44,36 @@ class UserFactory(TableFactory[User]):
     role = Role.MEMBER
     is_active = True
     deleted_at = None
+
+
+class OrganizationFactory(TableFactory[Organization]):
+    __model__ = Organization
+
+    id = Use(uuid7)
+    clerk_id = Use(lambda: f"org_{uuid7().hex}")
+    name = Use(TableFactory.__faker__.company)
+    slug = None
+    image_url = None
+    clerk_updated_at = None
+    deleted_at = None
+
+
+class MembershipFactory(TableFactory[Membership]):
+    __model__ = Membership
+
+    id = Use(uuid7)
+    role = "member"
+    clerk_id = Use(lambda: f"orgmem_{uuid7().hex}")
+    clerk_created_at = None
+    clerk_updated_at = None
+    deleted_at = None
+
+
+class ProjectFactory(TableFactory[Project]):
+    __model__ = Project
+
+    id = Use(uuid7)
+    name = Use(lambda: TableFactory.__faker__.catch_phrase()[:200])
+    description = None
+    status = ProjectStatus.DRAFT
+    created_by = None

@@ -16,9 +16,10 @@ from app.bootstrap import Container
 from app.domains.base.actors import Actor
 from app.domains.base.exceptions import AuthenticationError, NotFoundError
 from app.domains.base.unit_of_work import UnitOfWork
+from app.domains.organizations.clerk_organization_sync import ClerkOrganizationSync
 from app.domains.users.clerk_user_sync import ClerkUserSync
 from app.domains.users.service import APIKeyService
-from app.infrastructure.clerk_session_tokens import TokenRejected
+from app.infrastructure.clerk_session_tokens import SessionClaims, TokenRejected
 
 
 class RequestUnitOfWork(UnitOfWork):
@@ -47,20 +48,23 @@ class RequestUnitOfWork(UnitOfWork):
         elif credential.kind is CredentialKind.API_KEY:
             actor = self.service(APIKeyService).authenticate(credential.values[0], client=self.client)
         else:
-            clerk_id = self._verified_clerk_user(credential)
-            actor = self.service(ClerkUserSync, actor=Actor.system()).authenticate(clerk_id)  # a verified token
+            claims = self._verified_session(credential)  # a verified token: its claims are Clerk's
+            actor = self.service(ClerkUserSync, actor=Actor.system()).authenticate(claims.user_id)
+            if (organization := claims.organization) is not None:
+                sync = self.service(ClerkOrganizationSync, actor=Actor.system())
+                actor = sync.session_organization(actor, organization.clerk_id, organization.slug, organization.role)
         self.actor = actor
         return actor
 
-    def _verified_clerk_user(self, credential: Credential) -> str:
-        """The Clerk user id of the first token that verifies (against cached keys: no network).
+    def _verified_session(self, credential: Credential) -> SessionClaims:
+        """The claims of the first token that verifies (against cached keys: no network).
         Refused: the first token's reason, unless one may be valid but its key was unavailable."""
         verifier = self.container.clerk_verifier
         assert verifier is not None  # noqa: S101 (the middleware refused session tokens without one)
         rejection: TokenRejected | None = None
         for token in credential.values:
             try:
-                return verifier.verify(token, from_cookie=credential.from_cookie).user_id
+                return verifier.verify(token, from_cookie=credential.from_cookie)
             except TokenRejected as error:
                 rejection = error if error.reason == "key_unavailable" else rejection or error
         assert rejection is not None  # noqa: S101 (values is never empty)

@@ -21,7 +21,8 @@ from app.infrastructure.jwks import JWKSCache
 # The `cat` header of session tokens; JWT templates and machine tokens share the key, not this.
 SESSION_TOKEN_CATEGORY = "cl_B7d4PD111AAA"  # noqa: S105
 LEEWAY_SECONDS = 5
-CLERK_ID = re.compile(r"[A-Za-z0-9_]{1,64}")  # user_2abc...: what a `users.clerk_id` can hold
+CLERK_ID = re.compile(r"[A-Za-z0-9_]{1,64}")  # user_2abc..., org_2abc...: what a `clerk_id` can hold
+ROLE = re.compile(r"[A-Za-z0-9_:-]{1,64}")  # admin, member, org:billing...
 REQUIRED_CLAIMS = ("exp", "iat", "nbf", "iss", "sub", "sid")
 
 
@@ -34,10 +35,22 @@ class TokenRejected(Exception):  # noqa: N818 (a verdict, not an error of ours)
 
 
 @dataclass(frozen=True, slots=True)
+class ActiveOrganization:
+    """The `o` claim of a v2 session token: the session's active organization and the user's role
+    there (`rol`, e.g. `admin`). Its `per` and `fpm` (the role's feature permissions) are not read:
+    what a member may do here is this app's rule, from the stored role."""
+
+    clerk_id: str  # o.id
+    slug: str | None  # o.slg
+    role: str  # o.rol
+
+
+@dataclass(frozen=True, slots=True)
 class SessionClaims:
     user_id: str  # sub: Clerk's user id
     session_id: str  # sid
     claims: dict[str, Any]
+    organization: ActiveOrganization | None = None  # None: no active organization
 
 
 class ClerkTokenVerifier:
@@ -109,7 +122,9 @@ class ClerkTokenVerifier:
             raise TokenRejected("authorized_party", f"authorized party {azp!r} is not allowed")
         if claims.get("sts") == "pending":
             raise TokenRejected("pending_session", "the session is pending: treated as signed out")
-        return SessionClaims(user_id=claims["sub"], session_id=claims["sid"], claims=claims)
+        return SessionClaims(
+            user_id=claims["sub"], session_id=claims["sid"], claims=claims, organization=active_organization(claims)
+        )
 
     @staticmethod
     def _header(token: str) -> dict[str, Any]:
@@ -167,6 +182,27 @@ class ClerkTokenVerifier:
         except jwt.InvalidTokenError as error:
             raise TokenRejected("malformed", f"session token is invalid ({error})") from error
         return decoded["header"], decoded["payload"]
+
+
+def active_organization(claims: dict[str, Any]) -> ActiveOrganization | None:
+    """The active organization of verified claims (session token v2's `o`). v1 tokens (`org_id`,
+    `org_role`...) are refused: their role names and permission lists differ, and Clerk's dashboard
+    moves an instance to v2 in one click."""
+    if "org_id" in claims and "o" not in claims:
+        raise TokenRejected("token_version", "session token v1 organization claims are not accepted: use v2")
+    organization = claims.get("o")
+    if organization is None:
+        return None
+    if not isinstance(organization, dict):
+        raise TokenRejected("malformed", "session token's o claim is not an object")
+    clerk_id, slug, role = organization.get("id"), organization.get("slg"), organization.get("rol")
+    if not isinstance(clerk_id, str) or not CLERK_ID.fullmatch(clerk_id):
+        raise TokenRejected("malformed", "session token's o.id is not a Clerk organization id")
+    if not isinstance(role, str) or not ROLE.fullmatch(role):
+        raise TokenRejected("malformed", "session token's o.rol is not a role name")
+    if slug is not None and not (isinstance(slug, str) and 0 < len(slug) <= 256 and "\x00" not in slug):
+        raise TokenRejected("malformed", "session token's o.slg is not a slug")
+    return ActiveOrganization(clerk_id=clerk_id, slug=slug, role=role)
 
 
 def unverified_kid(token: str) -> str | None:

@@ -70,7 +70,11 @@ def test_clerk_events_go_to_the_service_a_domain_registered(open_uow: OpenUoW) -
 
 
 def test_each_clerk_event_type_is_applied_by_one_service() -> None:
-    assert clerk_event_handlers.event_types() == {"user.created", "user.updated", "user.deleted"}
+    assert clerk_event_handlers.event_types() == {
+        *("user.created", "user.updated", "user.deleted"),
+        *("organization.created", "organization.updated", "organization.deleted"),
+        *("organizationMembership.created", "organizationMembership.updated", "organizationMembership.deleted"),
+    }
     handlers = ClerkEventHandlers()
     handlers.register(ClerkUserSync, ClerkUserSync.apply_user, "user.created")
     with pytest.raises(ValueError, match=r"user\.created is already applied by ClerkUserSync"):

@@ -1,6 +1,6 @@
 """Who is acting: one `Actor` per operation, whatever adapter or credential it came through."""
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from uuid import UUID
 
@@ -11,6 +11,11 @@ from app.domains.base.permissions import permissions
 class Role(StrEnum):
     ADMIN = "admin"
     MEMBER = "member"
+
+
+# The role that lets a member of an organization change its data; any other (`member`, a custom
+# role) reads. Roles as Clerk names them are normalised by the organizations domain.
+ORGANIZATION_ADMIN = "admin"
 
 
 class AuthMethod(StrEnum):
@@ -27,10 +32,24 @@ class Actor:
     permissions: frozenset[str]
     method: AuthMethod
     api_key_id: UUID | None = field(default=None)
+    # The request's tenant: the session's active organization, or the one the API key is bound to,
+    # and the role the user holds there now (None: no active organization, sees no tenant's data).
+    organization_id: UUID | None = field(default=None)
+    organization_role: str | None = field(default=None)
 
     @property
     def is_admin(self) -> bool:
+        """An admin of the app: every organization's data, with or without an active one."""
         return self.role is Role.ADMIN
+
+    @property
+    def is_organization_admin(self) -> bool:
+        """An admin of the active organization."""
+        return self.organization_id is not None and self.organization_role == ORGANIZATION_ADMIN
+
+    def in_organization(self, organization_id: UUID, role: str | None) -> "Actor":
+        """The same actor with this active organization and role in it."""
+        return replace(self, organization_id=organization_id, organization_role=role)
 
     @classmethod
     def system(cls) -> "Actor":

@@ -48,16 +48,17 @@ class Repository(SQLAlchemySyncRepository[ModelT]):
         conditions = self.row_filters()
         return statement.where(*conditions) if conditions else statement
 
-    def insert_if_absent(self, values: dict[str, Any], unique_column: str) -> ModelT | None:
+    def insert_if_absent(self, values: dict[str, Any], unique_columns: Sequence[str]) -> ModelT | None:
         """INSERT ... ON CONFLICT DO NOTHING RETURNING: the new row, or None if the key exists.
 
+        `unique_columns` names the unique constraint (one column or several) whose conflict skips it.
         Race-free "create unless it exists": a concurrent transaction inserting the same key makes
         this one wait for it, then do nothing. Not filtered by the row policy: callers are internal.
         """
         row = self.model_type(**values)  # fills the Python-side defaults (id, timestamps)
         dialect = self.session.get_bind().dialect.name
         statement = _insert(self.model_type, dialect).values(row.model_dump())
-        statement = statement.on_conflict_do_nothing(index_elements=[unique_column])
+        statement = statement.on_conflict_do_nothing(index_elements=list(unique_columns))
         return self.session.scalars(statement.returning(self.model_type)).one_or_none()
 
     def insert_many_if_absent(self, rows: Sequence[ModelT]) -> list[Any]:

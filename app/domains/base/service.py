@@ -115,15 +115,16 @@ class Service(ServiceBase, SQLAlchemySyncRepositoryService[ModelT, Repository[Mo
 
     # -- reads -----------------------------------------------------------------------------------
 
-    def page(self, params: ListParams) -> Page[ModelT]:
-        """One page in a stable order, with a total that stops counting at COUNT_CAP."""
+    def page(self, params: ListParams, *where: ColumnElement[bool]) -> Page[ModelT]:
+        """One page in a stable order, with a total that stops counting at COUNT_CAP; `where`
+        narrows the rows further (the members of one organization, say)."""
         if params.order_by not in self.sortable_fields:
             raise DomainValidationError(
                 "cannot sort on this field",
                 [{"key": "order_by", "message": f"one of {', '.join(sorted(self.sortable_fields))}"}],
             )
         model = self.model_type
-        conditions = [*self.row_filters(), *params.conditions(model, self.search_fields)]
+        conditions = [*self.row_filters(), *where, *params.conditions(model, self.search_fields)]
         direction = desc if params.sort_order == "desc" else asc
         statement = (
             select(model)

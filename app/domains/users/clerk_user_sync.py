@@ -127,7 +127,7 @@ class ClerkUserSync(ServiceBase):
             values: dict[str, Any] = {"clerk_id": clerk_id}
             if created_at is not None:
                 values["created_at"] = created_at
-            user = users.repository.insert_if_absent(values, unique_column="clerk_id")
+            user = users.repository.insert_if_absent(values, unique_columns=("clerk_id",))
             if user is None:  # a concurrent first sight inserted it: it has committed, read it
                 user = self.session.scalars(by_clerk_id, {"clerk_id": clerk_id}).one()
         return user

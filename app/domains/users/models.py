@@ -41,6 +41,9 @@ class APIKey(APIKeyBase, TableBase, table=True):
     # The key that created this one (None: created from a Clerk session or the CLI). A child never
     # outlives its parent, and revoking a key revokes every key it created.
     parent_id: UUID | None = Field(default=None, foreign_key="api_keys.id", ondelete="CASCADE", index=True)
+    # The organization the key acts in (None: a personal key, which reaches no organization's data).
+    # It acts there with the role its user holds at the time of use: leaving cuts it off.
+    organization_id: UUID | None = Field(default=None, foreign_key="organizations.id", ondelete="CASCADE", index=True)
     prefix: str = Field(max_length=32, unique=True, index=True)
     key_hash: str = Field(max_length=255)
     # `secret_check(key)`: wrong secrets are refused without argon2. None on keys made before it

@@ -94,6 +94,9 @@ class APIKeyPublic(APIKeyBase):
     id: UUID
     user_id: UUID
     parent_id: UUID | None = Field(description="The key that created this one: revoking it revokes this one")
+    organization_id: UUID | None = Field(
+        description="The organization the key acts in (the one active when it was created); null: a personal key"
+    )
     prefix: str
     scopes: list[str]
     expires_at: datetime | None

@@ -51,7 +51,7 @@ class WebhookEventService(Service[WebhookEvent]):
         values = {"source": source, "svix_id": stored_id(svix_id), "type": event_type, "subject_id": subject_id}
         if outcome is not None:
             values |= _finished(outcome, detail)
-        return self.repository.insert_if_absent({**values, "payload": payload}, unique_column="svix_id")
+        return self.repository.insert_if_absent({**values, "payload": payload}, unique_columns=("svix_id",))
 
     def finish(self, event: WebhookEvent, outcome: Outcome, detail: str | None = None) -> WebhookEvent:
         return self.apply_changes(event, _finished(outcome, detail))
