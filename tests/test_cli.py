@@ -199,3 +199,28 @@ def test_generate_key_console_script(settings: Settings, database: Database, mak
     )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout.strip().splitlines()[-1])["user_id"] == str(user.id)
+
+
+def test_an_organization_bound_key_from_the_command_line_reaches_that_organization_only(
+    run_cli: Run, run_generate_key: Run, client, make_organization: Callable, make_project: Callable
+) -> None:
+    """`--organization`: the user becomes a member (created locally like a session's first sight of
+    it) and the key is bound to it; `generate-key --organization` binds a key for a member only."""
+    other = make_organization()
+    make_project(other)
+    code, out, err = run_cli("--email", "owner@example.com", "--organization", "org_cli", "--organization-role", "admin", "--json")
+    assert code == 0, err
+    headers = {"X-API-Key": json.loads(out.splitlines()[-1])["api_key"]}
+    created = client.post("/api/projects", json={"name": "From the CLI"}, headers=headers)
+    assert created.status_code == 201, created.text
+    listed = client.get("/api/projects", headers=headers).json()
+    assert [item["id"] for item in listed["items"]] == [created.json()["id"]]  # not the other organization's
+    organizations = client.get("/api/organizations", headers=headers).json()["items"]
+    assert [organization["clerk_id"] for organization in organizations] == ["org_cli"]
+
+    code, out, err = run_generate_key("--email", "owner@example.com", "--organization", "org_cli", "--json")
+    assert code == 0, err
+    second = {"X-API-Key": json.loads(out.splitlines()[-1])["api_key"]}
+    assert client.get("/api/projects", headers=second).json()["total"] == 1
+    code, _, err = run_generate_key("--email", "owner@example.com", "--organization", other.clerk_id)
+    assert (code, err.strip()) == (1, "error: the user is not a member of this organization")
