@@ -1,4 +1,5 @@
-"""The bench's data: a fresh schema, the callers' accounts, bulk users, signed webhook deliveries."""
+"""The bench's data: a fresh schema, the callers' accounts, bulk users, organizations and projects,
+signed webhook deliveries."""
 
 import json
 import subprocess
@@ -7,10 +8,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, select, text
+from sqlmodel import col
 
 from app.bootstrap import bootstrap
 from app.domains.base.actors import Actor, Role
+from app.domains.organizations.models import Membership, Organization
 from app.domains.users.schemas import APIKeyCreate, UserCreate
 from app.domains.users.service import APIKeyService, UserService
 from app.infrastructure.config import Settings
@@ -18,6 +21,9 @@ from tests.clerk_helpers import sign_bytes, user_event
 
 ROOT = Path(__file__).resolve().parents[1]
 BULK_CLERK_ID = "user_bulk_{}"
+BULK_ORGANIZATIONS = 1_000
+# The tenant's organization: project n belongs to `org_bulk_<n mod BULK_ORGANIZATIONS + 1>`.
+TENANT_ORGANIZATION = "org_bulk_1"
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,8 +42,12 @@ def reset_schema(engine: Engine, env: dict[str, str]) -> None:
     )
 
 
-def create_account(settings: Settings, name: str, role: Role) -> Account:
-    """A user linked to a Clerk id, with an API key: what `generate-user` does, in this process."""
+def create_account(settings: Settings, name: str, role: Role, organization: str | None = None) -> Account:
+    """A user linked to a Clerk id, with an API key: what `generate-user` does, in this process.
+
+    With `organization` (a Clerk id), the user is also a `member` of that organization and the key is
+    bound to it, as a key created in a session where it is active: its requests see that tenant's rows.
+    """
     clerk_id = f"user_bench_{name}"
     container = bootstrap(settings)
     try:
@@ -46,6 +56,11 @@ def create_account(settings: Settings, name: str, role: Role) -> Account:
                 UserCreate(email=f"{name}@bench.example.com", role=role, clerk_id=clerk_id)
             )
             owner = Actor.on_behalf_of(user.id, Role(user.role))
+            if organization is not None:
+                found = select(col(Organization.id)).where(col(Organization.clerk_id) == organization)
+                organization_id = uow.session.execute(found).scalar_one()
+                uow.session.add(Membership(organization_id=organization_id, user_id=user.id, role="member"))
+                owner = owner.in_organization(organization_id, None)
             _, api_key = uow.service(APIKeyService, actor=owner).issue(APIKeyCreate(name="bench"))
     finally:
         container.dispose()
@@ -78,6 +93,43 @@ def add_bulk_users(engine: Engine, total: int) -> None:
         )
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
         connection.execute(text("VACUUM ANALYZE users"))
+
+
+def add_bulk_organizations(engine: Engine, total: int = BULK_ORGANIZATIONS) -> None:
+    """Organizations `org_bulk_<n>`, n from 1 to `total`: one INSERT ... SELECT."""
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO organizations (id, created_at, updated_at, name, slug, clerk_id)"
+                " SELECT gen_random_uuid(), now() - n * interval '1 second', now() - n * interval '1 second',"
+                " 'Bulk organization ' || n, 'bulk-' || n, 'org_bulk_' || n"
+                " FROM generate_series(1, :total) AS n"
+            ),
+            {"total": total},
+        )
+
+
+def add_bulk_projects(engine: Engine, total: int, organizations: int = BULK_ORGANIZATIONS) -> None:
+    """Projects until the table holds `total`, spread evenly over the bulk organizations (project n
+    belongs to `org_bulk_<n mod organizations + 1>`, so each holds total / organizations of them):
+    one INSERT ... SELECT, then VACUUM ANALYZE, as for the users. Each is created a second before the
+    previous one."""
+    with engine.connect() as connection:
+        first = connection.execute(text("SELECT count(*) FROM projects")).scalar_one() + 1
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO projects"
+                " (id, created_at, updated_at, name, description, status, organization_id)"
+                " SELECT gen_random_uuid(), now() - n * interval '1 second', now() - n * interval '1 second',"
+                " 'Project ' || n, 'Bulk project number ' || n, 'active', o.id"
+                " FROM generate_series(:first, :last) AS n"
+                " JOIN organizations AS o ON o.clerk_id = 'org_bulk_' || (n % :organizations + 1)"
+            ),
+            {"first": first, "last": total, "organizations": organizations},
+        )
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        connection.execute(text("VACUUM ANALYZE organizations, memberships, projects"))
 
 
 def count_processed_events(engine: Engine) -> int:

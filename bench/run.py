@@ -6,15 +6,19 @@ What it measures, in one run:
 2. the same with an API key (argon2 defaults; the app remembers a key once verified), then the cost
    attack: a flood of wrong secrets for that key's prefix against a flood without credentials;
 3. GET /api/users?limit=50 as an admin (API key), at 1 k and at 100 k users;
-4. signed `POST /webhooks/clerk` `user.updated` deliveries per second: one per user, each with its
+4. GET /api/projects?limit=50 with an API key bound to an organization, its user a member there (the
+   tenant rule applies), at 1 k and at 100 k projects spread evenly over 1 000 organizations: the
+   caller's organization holds 1, then 100 of them (a full page and a count);
+5. signed `POST /webhooks/clerk` `user.updated` deliveries per second: one per user, each with its
    own svix-id and a real Svix signature; afterwards the `processed` rows must equal the 200s;
-5. the API's cold start: `create_app()` in a fresh interpreter (median of 5), next to `python -c pass`.
+6. the API's cold start: `create_app()` in a fresh interpreter (median of 5), next to `python -c pass`.
 
 How: the database at BENCH_DATABASE_URL is wiped (DROP SCHEMA public CASCADE) and migrated, the
-callers' accounts are created, users are bulk-inserted with one INSERT ... SELECT generate_series.
-Two servers run side by side, each one uvicorn worker configured by environment variables: the app
-(`--factory app.api.main:create_app`) and the baseline (bench/bare_app.py: one sync handler, PyJWT or
-one key lookup, one indexed SELECT). Each scenario loads the baseline, then the app: one request to
+callers' accounts are created, users, organizations and projects are bulk-inserted, each with one
+INSERT ... SELECT generate_series. Two servers run side by side, each one uvicorn worker configured
+by environment variables: the app (`--factory app.api.main:create_app`) and the baseline
+(bench/bare_app.py: one sync handler, PyJWT or one key lookup, then indexed SELECTs: one, or a
+list's page and its capped count). Each scenario loads the baseline, then the app: one request to
 check it answers 200, 1 s of warm-up, then BENCH_ROUNDS (3) rounds, each BENCH_SECONDS (3) s on the
 baseline then on the app (the median round counts) over BENCH_CONNECTIONS (16) keep-alive
 connections from wrk (1 thread, `--latency`) or, without wrk, bench/client.py; the webhook
@@ -41,7 +45,16 @@ from sqlalchemy import Engine, create_engine
 
 from app.domains.base.actors import Role
 from app.infrastructure.config import Settings
-from bench.data import add_bulk_users, count_processed_events, create_account, reset_schema, signed_deliveries
+from bench.data import (
+    TENANT_ORGANIZATION,
+    add_bulk_organizations,
+    add_bulk_projects,
+    add_bulk_users,
+    count_processed_events,
+    create_account,
+    reset_schema,
+    signed_deliveries,
+)
 from bench.load import WRK, LoadResult, load, pinned, run_client
 from bench.report import Scenario, Target, scenario_line, target_line, write_results
 from tests.clerk_helpers import ALLOWED_ORIGIN, ISSUER, WEBHOOK_SECRET, SigningKey
@@ -251,6 +264,8 @@ def targets(scenarios: dict[str, Scenario], webhook: Scenario, cold_start: float
     token_ratio = token.ratio or 0.0
     key_ratio = ratio(key.app.rate, token.app.rate)
     growth = ratio(large.app.p50_ms, small.app.p50_ms) if small.app.p50_ms else float("inf")
+    few, many = scenarios["projects_1k"], scenarios["projects_100k"]
+    tenant_growth = ratio(many.app.p50_ms, few.app.p50_ms) if few.app.p50_ms else float("inf")
     refused, valid = scenarios["refusals"].app.cpu_us or float("inf"), key.app.cpu_us or 0.0
     return [
         Target("Clerk-token /me vs bare", ">= 0.85x", f"{token_ratio:.2f}x", token_ratio >= 0.85),
@@ -262,6 +277,7 @@ def targets(scenarios: dict[str, Scenario], webhook: Scenario, cold_start: float
             refused <= valid,
         ),
         Target("list p50 at 100k / at 1k (app)", "<= 2x", f"{growth:.2f}x", growth <= 2),
+        Target("projects list p50 at 100k / at 1k (app)", "<= 2x", f"{tenant_growth:.2f}x", tenant_growth <= 2),
         Target("webhook deliveries", ">= 300 events/s", f"{webhook.app.rate:.0f} events/s", webhook.app.rate >= 300),
         Target(
             "API cold start (create_app)",
@@ -272,8 +288,10 @@ def targets(scenarios: dict[str, Scenario], webhook: Scenario, cold_start: float
     ]
 
 
-def run_scenarios(env: dict[str, str], engine: Engine, token: str, member_key: str, admin_key: str) -> tuple:
-    me, users_page = "/api/users/me", "/api/users?limit=50"
+def run_scenarios(
+    env: dict[str, str], engine: Engine, token: str, member_key: str, admin_key: str, tenant_key: str
+) -> tuple:
+    me, users_page, projects_page = "/api/users/me", "/api/users?limit=50", "/api/projects?limit=50"
     with (
         tempfile.TemporaryDirectory() as scratch,
         serving("bare", BARE, env, Path(scratch)) as bare,
@@ -290,6 +308,12 @@ def run_scenarios(env: dict[str, str], engine: Engine, token: str, member_key: s
         found["list_100k"] = compare("list 50, 100k users", app, bare, users_page, {"X-API-Key": admin_key})
         growth = ratio(found["list_100k"].app.p50_ms, found["list_1k"].app.p50_ms)
         print(f"  list p50 100k / 1k (app): {growth:.2f}x")
+        tenant = {"X-API-Key": tenant_key}
+        found["projects_1k"] = compare("list 50, 1k projects (tenant)", app, bare, projects_page, tenant)
+        add_bulk_projects(engine, 100_000)
+        found["projects_100k"] = compare("list 50, 100k projects (tenant)", app, bare, projects_page, tenant)
+        growth = ratio(found["projects_100k"].app.p50_ms, found["projects_1k"].app.p50_ms)
+        print(f"  projects list p50 100k / 1k (app): {growth:.2f}x")
         webhook, check = webhook_deliveries(app, engine)
     return found, webhook, check
 
@@ -307,11 +331,14 @@ def main() -> None:
     settings = Settings(database_url=DATABASE_URL, log_level="WARNING")
     member = create_account(settings, "member", Role.MEMBER)
     admin = create_account(settings, "admin", Role.ADMIN)
+    add_bulk_organizations(engine)
+    tenant = create_account(settings, "tenant", Role.MEMBER, organization=TENANT_ORGANIZATION)
     add_bulk_users(engine, 1_000)
-    print(f"schema reset, migrated, 1k users in {time.perf_counter() - started:.1f} s\n")
+    add_bulk_projects(engine, 1_000)
+    print(f"schema reset, migrated, 1k users, 1k organizations, 1k projects in {time.perf_counter() - started:.1f} s\n")
 
     token = signing_key.mint(sub=member.clerk_id, exp=int(time.time()) + 3600)
-    scenarios, webhook, check = run_scenarios(env, engine, token, member.api_key, admin.api_key)
+    scenarios, webhook, check = run_scenarios(env, engine, token, member.api_key, admin.api_key, tenant.api_key)
     engine.dispose()
 
     cold_start = median_seconds("from app.api.main import create_app; create_app()", env)
