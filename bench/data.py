@@ -20,6 +20,7 @@ from app.infrastructure.config import Settings
 from tests.clerk_helpers import sign_bytes, user_event
 
 ROOT = Path(__file__).resolve().parents[1]
+CALLER_PROJECTS = 100  # the caller's organization: two full pages of 50 at every size
 BULK_CLERK_ID = "user_bulk_{}"
 BULK_ORGANIZATIONS = 1_000
 # The tenant's organization: project n belongs to `org_bulk_<n mod BULK_ORGANIZATIONS + 1>`.
@@ -110,10 +111,10 @@ def add_bulk_organizations(engine: Engine, total: int = BULK_ORGANIZATIONS) -> N
 
 
 def add_bulk_projects(engine: Engine, total: int, organizations: int = BULK_ORGANIZATIONS) -> None:
-    """Projects until the table holds `total`, spread evenly over the bulk organizations (project n
-    belongs to `org_bulk_<n mod organizations + 1>`, so each holds total / organizations of them):
-    one INSERT ... SELECT, then VACUUM ANALYZE, as for the users. Each is created a second before the
-    previous one."""
+    """Projects until the table holds `total`: the first CALLER_PROJECTS belong to `org_bulk_1` (the
+    caller's), the rest are spread evenly over the other organizations. So the caller's page is the
+    same full page of 50 at every size and only the table grows. One INSERT ... SELECT, then VACUUM
+    ANALYZE, as for the users. Each is created a second before the previous one."""
     with engine.connect() as connection:
         first = connection.execute(text("SELECT count(*) FROM projects")).scalar_one() + 1
     with engine.begin() as connection:
@@ -124,9 +125,10 @@ def add_bulk_projects(engine: Engine, total: int, organizations: int = BULK_ORGA
                 " SELECT gen_random_uuid(), now() - n * interval '1 second', now() - n * interval '1 second',"
                 " 'Project ' || n, 'Bulk project number ' || n, 'active', o.id"
                 " FROM generate_series(:first, :last) AS n"
-                " JOIN organizations AS o ON o.clerk_id = 'org_bulk_' || (n % :organizations + 1)"
+                " JOIN organizations AS o ON o.clerk_id = CASE WHEN n <= :caller_projects THEN 'org_bulk_1'"
+                " ELSE 'org_bulk_' || (n % (:organizations - 1) + 2) END"
             ),
-            {"first": first, "last": total, "organizations": organizations},
+            {"first": first, "last": total, "organizations": organizations, "caller_projects": CALLER_PROJECTS},
         )
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
         connection.execute(text("VACUUM ANALYZE organizations, memberships, projects"))

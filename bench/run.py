@@ -7,8 +7,8 @@ What it measures, in one run:
    attack: a flood of wrong secrets for that key's prefix against a flood without credentials;
 3. GET /api/users?limit=50 as an admin (API key), at 1 k and at 100 k users;
 4. GET /api/projects?limit=50 with an API key bound to an organization, its user a member there (the
-   tenant rule applies), at 1 k and at 100 k projects spread evenly over 1 000 organizations: the
-   caller's organization holds 1, then 100 of them (a full page and a count);
+   tenant rule applies), at 1 k and at 100 k projects over 1 000 organizations: the caller's holds
+   100 at both sizes (the same full page and count), the others share the rest, so only the table grows;
 5. signed `POST /webhooks/clerk` `user.updated` deliveries per second: one per user, each with its
    own svix-id and a real Svix signature; afterwards the `processed` rows must equal the 200s;
 6. the API's cold start: `create_app()` in a fresh interpreter (median of 5), next to `python -c pass`.
