@@ -17,7 +17,7 @@ project in each, and these actors:
 | ab_user_token    | session token, A active            | A member, B admin                   |
 | a_member_key     | API key bound to A                 | A member                            |
 | a_admin_key      | API key bound to A                 | A admin                             |
-| personal_key     | API key bound to no organization   | A admin                             |
+| personal_key     | API key bound to no organization   | A admin (B admin once, left)        |
 | app_admin_key    | an app admin's personal key        | none                                |
 | app_admin_token  | an app admin's token, A active     | A member                            |
 """
@@ -153,6 +153,10 @@ def world(
     user({"A": "member"}, role=Role.ADMIN, clerk_id="user_app_admin")
     # Someone who left A: never listed among its members.
     make_membership(a, make_user(), "admin", deleted_at=utcnow())
+    # A user deleted in Clerk whose membership event has not arrived: not listed either.
+    make_membership(a, make_user(deleted_at=utcnow(), is_active=False, email=None), "member")
+    personal = user({"A": "admin"})
+    make_membership(b, personal, "admin", deleted_at=utcnow())  # and left B: B is no longer its to see
     credentials = {
         "a_admin_token": token("user_a_admin", "A", "admin"),
         "a_member_token": token("user_a_member", "A", "member"),
@@ -160,7 +164,7 @@ def world(
         "ab_user_token": token("user_ab", "A", "member"),
         "a_member_key": key(user({"A": "member"}), "A"),
         "a_admin_key": key(user({"A": "admin"}), "A"),
-        "personal_key": key(user({"A": "admin"})),
+        "personal_key": key(personal),
         "app_admin_key": key(user({}, role=Role.ADMIN)),
         "app_admin_token": token("user_app_admin", "A", "member"),
     }
