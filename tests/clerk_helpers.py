@@ -50,6 +50,14 @@ class SigningKey:
         )
 
 
+# The key a Clerk-configured app verifies session tokens with (the `clerk_client` fixture's).
+SESSION_KEY = SigningKey("ins_session")
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
 def session_claims(**overrides: Any) -> dict[str, Any]:
     """Clerk v2 session-token claims, valid now; an override of None leaves the claim out."""
     now = int(time.time())

@@ -24,6 +24,7 @@ from app.infrastructure.config import Settings
 from app.infrastructure.database import Database
 from app.infrastructure.hashing import APIKeyHasher
 from app.models import metadata
+from tests.clerk_helpers import ALLOWED_ORIGIN, ISSUER, SESSION_KEY, WEBHOOK_SECRET
 from tests.factories import MembershipFactory, OrganizationFactory, ProjectFactory, UserFactory
 from tests.helpers import alembic_config, settings_for
 
@@ -178,6 +179,25 @@ def app(container: Container) -> Litestar:
 @pytest.fixture
 def client(app: Litestar) -> Iterator[TestClient]:
     with TestClient(app) as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+def clerk_app(settings: Settings) -> Litestar:
+    """The app with Clerk configured: session tokens minted with `SESSION_KEY`, webhooks signed
+    with `WEBHOOK_SECRET` (its own container: the verifier and the secret are the container's)."""
+    clerk = {
+        "clerk_issuer": ISSUER,
+        "clerk_jwt_key": SESSION_KEY.public_pem,
+        "clerk_authorized_parties": [ALLOWED_ORIGIN],
+        "clerk_webhook_signing_secret": WEBHOOK_SECRET,
+    }
+    return create_app(settings_for(settings.database_url, **clerk))
+
+
+@pytest.fixture
+def clerk_client(clerk_app: Litestar, database: Database) -> Iterator[TestClient]:
+    with TestClient(clerk_app) as client:
         yield client
 
 

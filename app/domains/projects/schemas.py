@@ -1,10 +1,10 @@
 """What crosses the projects domain's boundary: create/update inputs and the public view."""
 
 from datetime import datetime
-from typing import Self
+from typing import Any
 from uuid import UUID
 
-from pydantic import model_validator
+from pydantic import field_validator
 from sqlmodel import Field
 
 from app.domains.base.schemas import InputSchema
@@ -25,12 +25,13 @@ class ProjectUpdate(InputSchema):
     description: str | None = Field(default=None, max_length=2000)
     status: ProjectStatus | None = None
 
-    @model_validator(mode="after")
-    def _required_fields_are_not_null(self) -> Self:
-        for name in ("name", "status"):
-            if name in self.model_fields_set and getattr(self, name) is None:
-                raise ValueError(f"{name} cannot be null")
-        return self
+    @field_validator("name", "status")
+    @classmethod
+    def _required_fields_are_not_null(cls, value: Any) -> Any:
+        """A field validator, so the error names the field (an absent field is not validated)."""
+        if value is None:
+            raise ValueError("cannot be null")
+        return value
 
 
 class ProjectPublic(ProjectBase):
