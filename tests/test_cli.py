@@ -208,7 +208,9 @@ def test_an_organization_bound_key_from_the_command_line_reaches_that_organizati
     it) and the key is bound to it; `generate-key --organization` binds a key for a member only."""
     other = make_organization()
     make_project(other)
-    code, out, err = run_cli("--email", "owner@example.com", "--organization", "org_cli", "--organization-role", "admin", "--json")
+    code, out, err = run_cli(
+        "--email", "owner@example.com", "--organization", "org_cli", "--organization-role", "admin", "--json"
+    )
     assert code == 0, err
     headers = {"X-API-Key": json.loads(out.splitlines()[-1])["api_key"]}
     created = client.post("/api/projects", json={"name": "From the CLI"}, headers=headers)

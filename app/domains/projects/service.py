@@ -33,14 +33,13 @@ class ProjectService(Service[Project]):
         actor = self.actor
         ensure_can_write_in_organization(actor)
         organization_id = data.get("organization_id") or actor.organization_id
-        if organization_id != actor.organization_id:
-            if not actor.is_admin:
-                raise PermissionDeniedError("only app admins choose the organization of a project")
-            if organization_id is None or not self._is_live_organization(organization_id):
-                raise DomainValidationError(
-                    "the project needs an organization",
-                    [{"key": "organization_id", "message": "required: a live organization's id"}],
-                )
+        if organization_id != actor.organization_id and not actor.is_admin:
+            raise PermissionDeniedError("only app admins choose the organization of a project")
+        if organization_id is None or (organization_id != actor.organization_id and not self._is_live(organization_id)):
+            raise DomainValidationError(
+                "the project needs an organization",
+                [{"key": "organization_id", "message": "required: a live organization's id"}],
+            )
         system = actor.method is AuthMethod.SYSTEM
         created_by = data.get("created_by", actor.user_id) if system else actor.user_id
         return {**data, "organization_id": organization_id, "created_by": created_by}
@@ -98,6 +97,6 @@ class ProjectService(Service[Project]):
     def _stale(updated_before: datetime) -> list[ColumnElement[bool]]:
         return [col(Project.status) == ProjectStatus.DRAFT, col(Project.updated_at) < updated_before]
 
-    def _is_live_organization(self, organization_id: UUID) -> bool:
+    def _is_live(self, organization_id: UUID) -> bool:
         organization = self.session.get(Organization, organization_id)
         return organization is not None and organization.deleted_at is None

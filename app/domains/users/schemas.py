@@ -1,11 +1,11 @@
 """What crosses the domain's boundary: create/update inputs and public views (never the tables)."""
 
 from datetime import datetime
-from typing import Annotated, Self
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 from uuid import UUID
 
-from pydantic import AfterValidator, field_validator, model_validator
+from pydantic import AfterValidator, field_validator
 from pydantic import Field as PydanticField
 from pydantic_core import PydanticCustomError
 from sqlmodel import Field
@@ -64,12 +64,13 @@ class UserUpdate(UserInput):
     role: Role | None = None
     is_active: bool | None = None
 
-    @model_validator(mode="after")
-    def _required_fields_are_not_null(self) -> Self:
-        for name in ("email", "role", "is_active"):
-            if name in self.model_fields_set and getattr(self, name) is None:
-                raise ValueError(f"{name} cannot be null")
-        return self
+    @field_validator("email", "role", "is_active")
+    @classmethod
+    def _required_fields_are_not_null(cls, value: Any) -> Any:
+        """A field validator, so the error names the field (an absent field is not validated)."""
+        if value is None:
+            raise ValueError("cannot be null")
+        return value
 
 
 class UserPublic(UserBase):
