@@ -12,6 +12,7 @@ from litestar.testing import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.domains.base.actors import Role
 from app.domains.base.models import utcnow
 from app.domains.organizations.models import Membership, Organization
 from app.domains.projects.models import Project
@@ -146,6 +147,11 @@ def test_an_ended_membership_refuses_the_session(
     assert sorted(m.deleted_at is None for m in memberships) == [False, True]
     # Without the organization active, the user is still signed in.
     assert clerk_client.get("/api/users/me", headers=as_session("user_left")).status_code == 200
+    # An app admin who left still reaches the organization's data, as its keys do.
+    make_membership(organization, make_user(clerk_id="user_app_admin", role=Role.ADMIN), "admin", deleted_at=utcnow())
+    admin = as_session("user_app_admin", organization_claim("org_left", "admin"))
+    assert clerk_client.get("/api/projects", headers=admin).status_code == 200
+    assert clerk_client.post("/api/projects", headers=admin, json={"name": "x"}).status_code == 201
 
 
 @pytest.mark.parametrize(
