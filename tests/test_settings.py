@@ -72,6 +72,15 @@ def test_settings_are_read_from_the_environment(monkeypatch: pytest.MonkeyPatch)
     assert (settings.worker_threads, settings.pool_size, settings.log_level) == (7, 7, "DEBUG")
 
 
+def test_project_draft_archive_days_is_at_least_a_day(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert Settings(_env_file=None).project_draft_archive_days == 30
+    assert Settings.model_fields["project_draft_archive_days"].description
+    monkeypatch.setenv("PROJECT_DRAFT_ARCHIVE_DAYS", "1")
+    assert Settings(_env_file=None).project_draft_archive_days == 1
+    with pytest.raises(ValidationError, match="project_draft_archive_days"):
+        Settings(_env_file=None, project_draft_archive_days=0)
+
+
 def test_env_example_lists_exactly_the_settings_that_exist() -> None:
     lines = (PROJECT_ROOT / ".env.example").read_text().splitlines()
     listed = [line.split("=", 1)[0] for line in lines if line and not line.startswith("#")]

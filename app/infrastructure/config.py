@@ -86,7 +86,13 @@ class Settings(BaseSettings):
     worker_batch_size: int = Field(default=1000, ge=1, le=100_000)
     webhook_events_retention_days: int = Field(default=30, ge=1)
     # Never below 3: Svix retries a delivery for about 28 hours, and a tombstone must outlive them.
+    # Tombstoned users and organizations alike (an organization with its projects and memberships).
     tombstone_retention_days: int = Field(default=7, ge=3)
+    project_draft_archive_days: int = Field(
+        default=30,
+        ge=1,
+        description="The maintenance flow archives draft projects of live organizations not updated for this many days",
+    )
 
     @field_validator("clerk_authorized_parties", mode="before")
     @classmethod

@@ -151,7 +151,10 @@ class ClerkOrganizationSync(ServiceBase):
 
     def tombstone_organization(self, organization: Organization) -> None:
         """Its memberships go and the keys bound to it are revoked at once; its rows stay,
-        unreachable, until the maintenance flow purges the organization after the retention."""
+        unreachable, until the maintenance flow purges the organization after the retention.
+
+        What the tombstone keeps is the same whatever arrived before the deletion (as a user's):
+        its ids and the fact. Its name is reset to its Clerk id, as a deletion seen first makes it."""
         now = utcnow()
         self.session.execute(delete(Membership).where(col(Membership.organization_id) == organization.id))
         self.session.execute(
@@ -159,7 +162,8 @@ class ClerkOrganizationSync(ServiceBase):
             .where(col(APIKey.organization_id) == organization.id, col(APIKey.revoked_at).is_(None))
             .values(revoked_at=now)
         )
-        self.organizations.apply_changes(organization, {"deleted_at": now})
+        profile = {"name": organization.clerk_id, "slug": None, "image_url": None, "clerk_updated_at": None}
+        self.organizations.apply_changes(organization, {**profile, "deleted_at": now})
 
     def ensure_organization(
         self,

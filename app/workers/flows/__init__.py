@@ -14,8 +14,10 @@ FLOWS = FlowRegistry(
         maintenance,
         cron="0 3 * * *",
         summary="revokes API keys past `expires_at`; deletes webhook deliveries older than "
-        "`WEBHOOK_EVENTS_RETENTION_DAYS`; removes users tombstoned longer ago than `TOMBSTONE_RETENTION_DAYS` "
-        "(at least 3: Svix retries for ~28 h), with their keys",
+        "`WEBHOOK_EVENTS_RETENTION_DAYS`; removes users and organizations tombstoned longer ago than "
+        "`TOMBSTONE_RETENTION_DAYS` (at least 3: Svix retries for ~28 h), users with their keys, organizations "
+        "with their projects, memberships and keys; archives draft projects of live organizations not updated for "
+        "`PROJECT_DRAFT_ARCHIVE_DAYS`",
     ),
     RegisteredFlow(
         clerk_reconciliation,

@@ -1,9 +1,16 @@
-"""`maintenance` (daily): expired keys revoked, old webhook deliveries and old tombstones removed."""
+"""`maintenance` (daily): expired keys revoked, old webhook deliveries and old tombstones (users,
+organizations) removed, stale draft projects archived."""
 
 from prefect import flow, get_run_logger
 
 from app.workers.runtime import BatchSize, container
-from app.workers.tasks.maintenance import delete_old_webhook_events, remove_old_tombstones, revoke_expired_api_keys
+from app.workers.tasks.maintenance import (
+    archive_stale_projects,
+    delete_old_webhook_events,
+    remove_old_tombstones,
+    remove_tombstoned_organizations,
+    revoke_expired_api_keys,
+)
 
 
 @flow(name="maintenance")
@@ -17,6 +24,8 @@ def maintenance(batch_size: BatchSize = None) -> dict[str, int]:
         "webhook_events_deleted": delete_old_webhook_events(settings.webhook_events_retention_days, size),
         "tombstoned_users_removed": tombstones["users"],
         "their_api_keys_removed": tombstones["api_keys"],
+        "tombstoned_organizations_removed": remove_tombstoned_organizations(settings.tombstone_retention_days, size),
+        "projects_archived": archive_stale_projects(settings.project_draft_archive_days, size),
     }
     get_run_logger().info("maintenance done: %s", counts)
     return counts

@@ -7,6 +7,9 @@ from prefect.cache_policies import NO_CACHE
 
 from app.domains.base.models import utcnow
 from app.domains.base.unit_of_work import UnitOfWork
+from app.domains.organizations.service import OrganizationService
+from app.domains.projects.models import Project
+from app.domains.projects.service import ProjectService
 from app.domains.users.service import APIKeyService, UserService
 from app.domains.webhooks.service import WebhookEventService
 from app.workers.tasks.batches import in_batches
@@ -44,3 +47,33 @@ def remove_old_tombstones(retention_days: int, batch_size: int) -> dict[str, int
 
     in_batches("tombstoned users removed", batch, batch_size)
     return removed
+
+
+@task(name="archive-stale-projects", cache_policy=NO_CACHE)
+def archive_stale_projects(draft_archive_days: int, batch_size: int) -> int:
+    """Draft projects not updated for that many days, archived (those of live organizations: the
+    system's view of projects)."""
+    cutoff = utcnow() - timedelta(days=draft_archive_days)
+    return in_batches(
+        "stale draft projects archived",
+        lambda uow: uow.service(ProjectService).archive_stale_drafts(cutoff, batch_size),
+        batch_size,
+    )
+
+
+# Other domains' tables whose rows belong to an organization and go with it (its memberships and
+# bound keys go anyway): the organizations domain imports no domain built on it, so the task names them.
+ORGANIZATION_OWNED_TABLES = (Project,)
+
+
+@task(name="remove-tombstoned-organizations", cache_policy=NO_CACHE)
+def remove_tombstoned_organizations(retention_days: int, batch_size: int) -> int:
+    """Organizations tombstoned longer ago than the retention, with their rows."""
+    cutoff = utcnow() - timedelta(days=retention_days)
+    return in_batches(
+        "tombstoned organizations removed",
+        lambda uow: uow.service(OrganizationService).purge_tombstones(
+            cutoff, batch_size, owned_tables=ORGANIZATION_OWNED_TABLES
+        ),
+        batch_size,
+    )
