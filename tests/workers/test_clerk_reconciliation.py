@@ -36,8 +36,11 @@ def by_clerk_id(session: Session, clerk_id: str) -> User | None:
     return session.scalar(select(User).where(User.clerk_id == clerk_id))
 
 
-def counts(**nonzero: int) -> dict[str, int]:
-    return {"created": 0, "updated": 0, "unchanged": 0, "ignored": 0, "failed": 0, "tombstoned": 0, **nonzero}
+def counts(**nonzero: int) -> dict[str, Any]:
+    """The flow's counts: these for users, and none for organizations and memberships (Clerk has none)."""
+    nothing = {"created": 0, "updated": 0, "unchanged": 0, "ignored": 0, "failed": 0}
+    users = {**nothing, "tombstoned": 0, **nonzero}
+    return {**users, "organizations": {**nothing, "tombstoned": 0}, "memberships": {**nothing, "ended": 0}}
 
 
 # -- the client ------------------------------------------------------------------------------------
