@@ -4,6 +4,8 @@
         for page in clerk.user_pages(limit=500):
             ...
 
+Users are listed as a JSON array; organizations and memberships as `{"data": [...], "total_count": N}`.
+
 Rate limits (429 + Retry-After), server errors (5xx), timeouts and connection errors are retried
 with exponential backoff, a bounded number of times; then `ClerkAPIError`. Other 4xx answers (a
 wrong key, a bad parameter) raise at once: asking again would not help.
@@ -17,6 +19,7 @@ from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from types import TracebackType
 from typing import Any, Self
+from urllib.parse import quote
 
 import httpx
 
@@ -97,8 +100,7 @@ class ClerkAPI:
 
     def list_users(self, limit: int, offset: int = 0, order_by: str = "+created_at") -> list[dict[str, Any]]:
         """One page of `GET /users`: Clerk's User objects."""
-        if not 1 <= limit <= MAX_PAGE_SIZE:
-            raise ValueError(f"limit must be between 1 and {MAX_PAGE_SIZE}")
+        _check_limit(limit)
         return self._get_list("users", {"limit": limit, "offset": offset, "order_by": order_by})
 
     def user_pages(self, limit: int, order_by: str = "+created_at") -> Iterator[list[dict[str, Any]]]:
@@ -108,13 +110,7 @@ class ClerkAPI:
         and one deleted meanwhile shifts the next pages, so a user may be skipped. Oldest first,
         new users land at the end rather than shifting every page.
         """
-        offset = 0
-        while True:
-            page = self.list_users(limit, offset, order_by)
-            yield page
-            if len(page) < limit:
-                return
-            offset += limit
+        return _pages(lambda offset: self.list_users(limit, offset, order_by), limit)
 
     def users_with_ids(self, user_ids: Sequence[str]) -> list[dict[str, Any]]:
         """The users among these ids that exist in Clerk (`GET /users?user_id=...`, 100 at a time)."""
@@ -124,17 +120,86 @@ class ClerkAPI:
             found += self._get_list("users", {"user_id": chunk, "limit": MAX_IDS_PER_REQUEST})
         return found
 
+    # -- organizations and memberships -----------------------------------------------------------
+
+    def list_organizations(self, limit: int, offset: int = 0, order_by: str = "+created_at") -> list[dict[str, Any]]:
+        """One page of `GET /organizations`: Clerk's Organization objects (oldest first by default,
+        so organizations created meanwhile land at the end rather than shifting every page)."""
+        _check_limit(limit)
+        return self._get_data("organizations", {"limit": limit, "offset": offset, "order_by": order_by})
+
+    def organization(self, organization_id: str) -> dict[str, Any] | None:
+        """`GET /organizations/{id}`: the organization, or None when Clerk answers 404 (it is gone)."""
+        path = f"organizations/{quote(organization_id, safe='')}"
+        try:
+            return self._get_object(path, {})
+        except ClerkAPIError as error:
+            if error.status == 404:
+                return None
+            raise
+
+    def list_organization_memberships(
+        self, organization_id: str, limit: int, offset: int = 0, order_by: str = "+created_at"
+    ) -> list[dict[str, Any]]:
+        """One page of `GET /organizations/{id}/memberships`: OrganizationMembership objects (each
+        embeds its `organization` and its user's `public_user_data`). A 404 (the organization is
+        gone) raises ClerkAPIError with `status` 404."""
+        _check_limit(limit)
+        path = f"organizations/{quote(organization_id, safe='')}/memberships"
+        return self._get_data(path, {"limit": limit, "offset": offset, "order_by": order_by})
+
+    def organization_membership_pages(self, organization_id: str, limit: int) -> Iterator[list[dict[str, Any]]]:
+        """Every page of an organization's memberships in turn (offset paging, as `user_pages`)."""
+        return _pages(lambda offset: self.list_organization_memberships(organization_id, limit, offset), limit)
+
+    def user_organization_memberships(self, user_id: str) -> list[dict[str, Any]]:
+        """Every membership of one user (`GET /users/{id}/organization_memberships`); none when
+        Clerk answers 404 (the user is gone, and its memberships with it)."""
+        path = f"users/{quote(user_id, safe='')}/organization_memberships"
+
+        def fetch(offset: int) -> list[dict[str, Any]]:
+            return self._get_data(path, {"limit": MAX_PAGE_SIZE, "offset": offset})
+
+        found: list[dict[str, Any]] = []
+        try:
+            for page in _pages(fetch, MAX_PAGE_SIZE):
+                found += page
+        except ClerkAPIError as error:
+            if error.status == 404:
+                return []
+            raise
+        return found
+
     # -- transport -------------------------------------------------------------------------------
 
     def _get_list(self, path: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+        """A JSON array of objects (`GET /users`)."""
+        body, status = self._get_json(path, params)
+        if not isinstance(body, list) or not all(isinstance(item, dict) for item in body):
+            raise ClerkAPIError(f"GET /{path}: expected a JSON array of objects", status)
+        return body
+
+    def _get_data(self, path: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+        """The `data` array of a paginated answer: `{"data": [...], "total_count": N}`."""
+        body, status = self._get_json(path, params)
+        data = body.get("data") if isinstance(body, dict) else None
+        if not isinstance(data, list) or not all(isinstance(item, dict) for item in data):
+            raise ClerkAPIError(f'GET /{path}: expected {{"data": [objects], ...}}', status)
+        return data
+
+    def _get_object(self, path: str, params: dict[str, Any]) -> dict[str, Any]:
+        body, status = self._get_json(path, params)
+        if not isinstance(body, dict):
+            raise ClerkAPIError(f"GET /{path}: expected a JSON object", status)
+        return body
+
+    def _get_json(self, path: str, params: dict[str, Any]) -> tuple[Any, int]:
+        """The decoded body of a 2xx answer, and its status."""
         response = self._get(path, params)
         try:
-            body = response.json()
+            return response.json(), response.status_code
         except ValueError as error:
             raise ClerkAPIError(f"GET /{path}: the response is not JSON", response.status_code) from error
-        if not isinstance(body, list) or not all(isinstance(item, dict) for item in body):
-            raise ClerkAPIError(f"GET /{path}: expected a JSON array of objects", response.status_code)
-        return body
 
     def _get(self, path: str, params: dict[str, Any]) -> httpx.Response:
         """A 2xx response, after retries; raises ClerkAPIError otherwise."""
@@ -167,6 +232,22 @@ class ClerkAPI:
             )
             self.backoff.sleep(wait)
         raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _check_limit(limit: int) -> None:
+    if not 1 <= limit <= MAX_PAGE_SIZE:
+        raise ValueError(f"limit must be between 1 and {MAX_PAGE_SIZE}")
+
+
+def _pages(fetch: Callable[[int], list[dict[str, Any]]], limit: int) -> Iterator[list[dict[str, Any]]]:
+    """`fetch(offset)` for offsets 0, limit, 2 * limit... until a page holds fewer than `limit` items."""
+    offset = 0
+    while True:
+        page = fetch(offset)
+        yield page
+        if len(page) < limit:
+            return
+        offset += limit
 
 
 def _error_message(response: httpx.Response) -> str:

@@ -2,9 +2,11 @@
 Prefect server, ~15 s to start) shared by the whole session. Flows use the test database through
 `use_container`."""
 
+import dataclasses
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 # Before Prefect is imported anywhere: its settings are read at import.
 os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="prefect-home-"))
@@ -15,7 +17,13 @@ import pytest
 from prefect.testing.utilities import prefect_test_harness
 
 from app.bootstrap import Container
+from app.infrastructure.clerk_backend_api import Backoff
+from app.workers.flows.clerk_reconciliation import clerk_reconciliation
 from app.workers.runtime import use_container
+from app.workers.tasks import reconcile_clerk_users as clerk_tasks
+from tests.clerk_helpers import json_server
+from tests.helpers import settings_for
+from tests.workers.clerk_backend_fake import SECRET_KEY, FakeClerk
 
 
 @pytest.fixture(scope="session")
@@ -30,3 +38,37 @@ def worker(container: Container, prefect_harness: None) -> Iterator[Container]:
     use_container(container)
     yield container
     use_container(None)
+
+
+# -- a fake of Clerk's Backend API, for the clerk-reconciliation tests -----------------------------
+
+
+@pytest.fixture
+def fake_clerk() -> Iterator[FakeClerk]:
+    """Clerk's Backend API as `FakeClerk` answers it, over real HTTP on loopback."""
+    fake: FakeClerk | None = None
+
+    def answer(path: str, authorization: str | None) -> tuple[int, dict[str, str], Any]:
+        assert fake is not None
+        return fake.answer(path, authorization)
+
+    with json_server(answer) as url:
+        fake = FakeClerk(url=f"{url}/v1")
+        yield fake
+
+
+@pytest.fixture
+def waits(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The flow's retries wait for nothing; the waits they asked for are recorded."""
+    asked: list[float] = []
+    monkeypatch.setattr(clerk_tasks, "BACKOFF", Backoff(base_delay=0.25, sleep=asked.append))
+    return asked
+
+
+@pytest.fixture
+def reconcile(worker: Container, fake_clerk: FakeClerk, waits: list[float]) -> Iterator[Callable[..., dict]]:
+    """The flow, run by Prefect, pointed at the fake Clerk and the test database."""
+    settings = settings_for(worker.settings.database_url, clerk_secret_key=SECRET_KEY, clerk_api_url=fake_clerk.url)
+    use_container(dataclasses.replace(worker, settings=settings))
+    yield clerk_reconciliation
+    use_container(worker)

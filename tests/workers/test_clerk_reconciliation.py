@@ -1,15 +1,13 @@
-"""clerk-reconciliation: the Backend API client against a local HTTP server that speaks Clerk's
-list-users shape, and the flow run for real by Prefect against SQLite and PostgreSQL."""
+"""clerk-reconciliation, its users: the Backend API client against a local HTTP server that speaks
+Clerk's list-users shape (tests/workers/clerk_backend_fake.py), and the flow run for real by Prefect
+against SQLite and PostgreSQL. Organizations and memberships: test_clerk_organization_reconciliation.py."""
 
-import dataclasses
 import json
 import socket
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from sqlalchemy import select
@@ -24,92 +22,9 @@ from app.domains.users.models import APIKey, User
 from app.infrastructure.clerk_backend_api import Backoff, ClerkAPI, ClerkAPIError, retry_after_seconds
 from app.workers.flows import FLOWS
 from app.workers.flows.clerk_reconciliation import clerk_reconciliation
-from app.workers.runtime import use_container
-from app.workers.tasks import reconcile_clerk_users as clerk_tasks
-from tests.clerk_helpers import SAMPLES, json_server, user_event
+from tests.clerk_helpers import SAMPLES
 from tests.conftest import actor_of
-from tests.helpers import settings_for
-
-SECRET_KEY = "sk_test_reconciliation0123456789"
-T0 = 1_735_689_600_000  # Clerk times are Unix milliseconds
-
-
-def clerk_user(n: int, updated: int = 0, email: str | None = None, **fields: Any) -> dict[str, Any]:
-    """A Clerk User object, as GET /users lists it."""
-    fields.setdefault("first_name", f"First{n}")
-    fields.setdefault("created_at", T0 + n * 1000)
-    return user_event("user.created", f"user_{n:03d}", T0 + n * 1000 + updated, email or f"u{n}@example.com", **fields)[
-        "data"
-    ]
-
-
-@dataclasses.dataclass
-class FakeClerk:
-    """Clerk's `GET /v1/users`: limit/offset paging, the `user_id` filter, the bearer key checked."""
-
-    url: str
-    users: list[dict[str, Any]] = dataclasses.field(default_factory=list)  # in listing order
-    hidden: set[str] = dataclasses.field(default_factory=set)  # exist, but the listing skips them
-    script: list[tuple[int, dict[str, str]]] = dataclasses.field(default_factory=list)  # served first
-    fail_from_offset: int | None = None  # listing pages from there on always answer 503
-    delay: float = 0.0  # before answering the next request (once)
-    requests: list[dict[str, list[str]]] = dataclasses.field(default_factory=list)
-
-    def offsets(self) -> list[int]:
-        return [int(query["offset"][0]) for query in self.requests if "offset" in query]
-
-    def answer(self, path: str, authorization: str | None) -> tuple[int, dict[str, str], Any]:
-        split = urlsplit(path)
-        if authorization != f"Bearer {SECRET_KEY}":
-            return 401, {}, {"errors": [{"message": "Unauthorized request", "code": "authentication_invalid"}]}
-        if split.path != "/v1/users":
-            return 404, {}, {"errors": [{"message": "not found"}]}
-        query = parse_qs(split.query)
-        self.requests.append(query)
-        delay, self.delay = self.delay, 0.0
-        time.sleep(delay)
-        if self.script:
-            status, headers = self.script.pop(0)
-            return status, headers, {"errors": [{"message": f"scripted {status}"}]}
-        limit = int(query.get("limit", ["10"])[0])
-        if "user_id" in query:
-            wanted = set(query["user_id"])
-            return 200, {}, [user for user in self.users if user["id"] in wanted][:limit]
-        offset = int(query.get("offset", ["0"])[0])
-        if self.fail_from_offset is not None and offset >= self.fail_from_offset:
-            return 503, {}, {"errors": [{"message": "service unavailable"}]}
-        listed = [user for user in self.users if user["id"] not in self.hidden]
-        return 200, {}, listed[offset : offset + limit]
-
-
-@pytest.fixture
-def fake_clerk() -> Iterator[FakeClerk]:
-    fake: FakeClerk | None = None
-
-    def answer(path: str, authorization: str | None) -> tuple[int, dict[str, str], Any]:
-        assert fake is not None
-        return fake.answer(path, authorization)
-
-    with json_server(answer) as url:
-        fake = FakeClerk(url=f"{url}/v1")
-        yield fake
-
-
-@pytest.fixture
-def waits(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """The flow's retries wait for nothing; the waits they asked for are recorded."""
-    asked: list[float] = []
-    monkeypatch.setattr(clerk_tasks, "BACKOFF", Backoff(base_delay=0.25, sleep=asked.append))
-    return asked
-
-
-@pytest.fixture
-def reconcile(worker: Container, fake_clerk: FakeClerk, waits: list[float]) -> Iterator[Callable[..., dict]]:
-    """The flow, run by Prefect, pointed at the fake Clerk and the test database."""
-    settings = settings_for(worker.settings.database_url, clerk_secret_key=SECRET_KEY, clerk_api_url=fake_clerk.url)
-    use_container(dataclasses.replace(worker, settings=settings))
-    yield clerk_reconciliation
-    use_container(worker)
+from tests.workers.clerk_backend_fake import SECRET_KEY, T0, FakeClerk, clerk_user
 
 
 def client(fake: FakeClerk, asked: list[float], **options: Any) -> ClerkAPI:
@@ -121,8 +36,11 @@ def by_clerk_id(session: Session, clerk_id: str) -> User | None:
     return session.scalar(select(User).where(User.clerk_id == clerk_id))
 
 
-def counts(**nonzero: int) -> dict[str, int]:
-    return {"created": 0, "updated": 0, "unchanged": 0, "ignored": 0, "failed": 0, "tombstoned": 0, **nonzero}
+def counts(**nonzero: int) -> dict[str, Any]:
+    """The flow's counts: these for users, and none for organizations and memberships (Clerk has none)."""
+    nothing = {"created": 0, "updated": 0, "unchanged": 0, "ignored": 0, "failed": 0}
+    users = {**nothing, "tombstoned": 0, **nonzero}
+    return {**users, "organizations": {**nothing, "tombstoned": 0}, "memberships": {**nothing, "ended": 0}}
 
 
 # -- the client ------------------------------------------------------------------------------------
@@ -261,7 +179,7 @@ def test_the_flow_is_registered_hourly_and_flow_schedules_moves_it() -> None:
 def test_skipped_without_a_secret_key(worker: Container, fake_clerk: FakeClerk) -> None:
     assert worker.settings.clerk_secret_key is None
     assert clerk_reconciliation() == {"skipped": "CLERK_SECRET_KEY is not set"}
-    assert fake_clerk.requests == []
+    assert fake_clerk.calls == []
 
 
 def test_pages_are_applied_then_a_second_run_changes_nothing(

@@ -23,8 +23,9 @@ FLOWS = FlowRegistry(
         clerk_reconciliation,
         cron="0 * * * *",
         summary="pages through Clerk's Backend API (`CLERK_API_URL`, `CLERK_SECRET_KEY`; skipped without it) and "
-        "applies each user with the webhook's rules; after a complete listing only, tombstones local users Clerk "
-        "no longer has",
+        "applies each user, organization and membership with the webhook's rules; after complete listings only, "
+        "tombstones local users and organizations Clerk no longer has and ends the memberships it no longer lists "
+        "(each confirmed with Clerk first)",
     ),
     RegisteredFlow(user_report, cron="0 6 * * *", summary="the pattern in small: active users by role, new ones"),
 )

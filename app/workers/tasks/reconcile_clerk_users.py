@@ -1,16 +1,18 @@
 """The clerk-reconciliation flow's tasks for users: Clerk's pages of users applied, the users Clerk
 no longer has found and tombstoned (`ClerkUserReconciliation` holds the rules). Each task builds its
 own Backend API client from the container's settings (the secret key never travels as a parameter)
-and its own units of work."""
+and its own units of work; `clerk_api` and `apply_page` serve the organizations' tasks too."""
 
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from app.domains.base.exceptions import DomainError
-from app.domains.users.clerk_user_reconciliation import ClerkUserReconciliation
+from app.domains.base.unit_of_work import UnitOfWork
+from app.domains.users.clerk_user_reconciliation import ClerkUserReconciliation, Reconciled
 from app.infrastructure.clerk_backend_api import Backoff, ClerkAPI
 from app.workers.runtime import container, unit_of_work
 
@@ -28,42 +30,56 @@ def clerk_api() -> ClerkAPI:
 
 
 class _PageAgainError(Exception):
-    """A user of the page could not be applied: roll the page back, apply it again without it."""
+    """An object of the page could not be applied: roll the page back, apply it again without it."""
 
 
-@task(cache_policy=NO_CACHE)
-def sync_users_page(offset: int, limit: int) -> dict[str, Any]:
-    """Fetch one page of Clerk's users and apply it in one transaction.
+def apply_page(
+    items: list[dict[str, Any]], kind: str, reconcile: Callable[[UnitOfWork, dict[str, Any]], Reconciled]
+) -> Counter[str]:
+    """Apply one page of Clerk's objects (`reconcile(uow, item)` each) in one transaction.
 
-    A user that cannot be applied (a DomainError: an e-mail another user holds...) is counted as
+    An object that cannot be applied (a DomainError: an e-mail another user holds...) is counted as
     failed and the page is applied again without it: one transaction per page on every backend
-    (SQLite's driver cannot nest savepoints in a transaction reliably), and one bad user does not
-    fail the others. Returns `size` (users listed), `ids` (their Clerk ids, failed ones included:
-    they still exist in Clerk) and a count per outcome.
+    (SQLite's driver cannot nest savepoints in a transaction reliably), and one bad object does not
+    fail the others. Returns a count per outcome, `failed` included.
     """
-    with clerk_api() as clerk:
-        users = clerk.list_users(limit, offset)
-    log = get_run_logger()
     failed: dict[int, str] = {}  # position in the page -> why
     while True:
         counts: Counter[str] = Counter()
         try:
             with unit_of_work() as uow:
-                sync = uow.service(ClerkUserReconciliation)
-                for position, user in enumerate(users):
+                for position, item in enumerate(items):
                     if position in failed:
                         continue
                     try:
-                        counts[sync.reconcile_user(user).value] += 1
+                        counts[reconcile(uow, item).value] += 1
                     except DomainError as error:
                         failed[position] = error.detail
                         raise _PageAgainError from error
         except _PageAgainError:
             continue
         break
+    log = get_run_logger()
     for position, detail in failed.items():
-        log.warning("Clerk user %s not applied: %s", users[position].get("id"), detail)
+        log.warning("Clerk %s %s not applied: %s", kind, items[position].get("id"), detail)
     counts["failed"] = len(failed)
+    return counts
+
+
+def _reconcile_user(uow: UnitOfWork, user: dict[str, Any]) -> Reconciled:
+    return uow.service(ClerkUserReconciliation).reconcile_user(user)
+
+
+@task(cache_policy=NO_CACHE)
+def sync_users_page(offset: int, limit: int) -> dict[str, Any]:
+    """Fetch one page of Clerk's users and apply it in one transaction (`apply_page`).
+
+    Returns `size` (users listed), `ids` (their Clerk ids, failed ones included: they still exist
+    in Clerk) and a count per outcome.
+    """
+    with clerk_api() as clerk:
+        users = clerk.list_users(limit, offset)
+    counts = apply_page(users, "user", _reconcile_user)
     ids = [user["id"] for user in users if isinstance(user.get("id"), str)]
     return {"size": len(users), "ids": ids, **counts}
 
