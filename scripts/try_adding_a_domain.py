@@ -7,12 +7,12 @@ It copies what git tracks, and the working tree's other files it does not ignore
 directory, then does what README says and nothing else:
 - writes every file the section shows (a bold path, then a python block). A file that exists already
   (the models registry, the list of controllers) is edited as a person would: the block's imports
-  are added to the file's, and each of its top-level assignments replaces the file's own;
-- `task migrate-create -- "add projects"`, `task format`, `task lint`, `task typecheck`;
+  are added to the file's, and a list it shows as `name = [..., entries]` gets those entries at its end;
+- `task migrate-create -- "add notes"`, `task format`, `task lint`, `task typecheck`;
 - the new domain's tests and the contract tests (`task test -- ...`: SQLite, and PostgreSQL when
   TEST_POSTGRES_URL is set; the suite drops that database's schema);
 - `task generate-user` first (the Quick start, before the domain exists), and once the domain is in,
-  `task generate-key --scopes projects:read,projects:write`; a request with each key: the first gets
+  `task generate-key --scopes notes:read,notes:write`; a request with each key: the first gets
   403 on the new routes (keys never gain scopes), the second 201.
 Then it lists what changed outside the domain's own new files and how long each step took, and fails
 when a step failed or when README's steps touched any other existing file.
@@ -37,7 +37,7 @@ SECTION = "### Adding a domain"
 BLOCK = re.compile(
     r"\*\*`(?P<path>[^`]+\.py)`\*\*(?:(?!```).)*?\n(?P<indent>[ ]*)```python\n(?P<code>.*?)\n(?P=indent)```", re.S
 )
-DOMAIN = "projects"
+DOMAIN = "notes"
 # The new files README's steps create (migrations/versions/*: the one migrate-create writes).
 OWN_FILES = re.compile(
     rf"^(app/domains/{DOMAIN}/.*|app/api/routes/{DOMAIN}\.py|tests/.*{DOMAIN}.*|migrations/versions/.*)$"
@@ -59,9 +59,9 @@ from app.api.main import create_app
 
 old_key, new_key = sys.argv[1:]
 with TestClient(create_app()) as client:
-    refused = client.get("/api/projects", headers={"X-API-Key": old_key}).status_code
-    created = client.post("/api/projects", json={"name": "from README"}, headers={"X-API-Key": new_key})
-print(json.dumps({"old key, GET /api/projects": refused, "new key, POST /api/projects": created.status_code}))
+    refused = client.get("/api/notes", headers={"X-API-Key": old_key}).status_code
+    created = client.post("/api/notes", json={"title": "from README"}, headers={"X-API-Key": new_key})
+print(json.dumps({"old key, GET /api/notes": refused, "new key, POST /api/notes": created.status_code}))
 """
 
 
@@ -75,20 +75,47 @@ def recipe_files(readme: str) -> dict[str, str]:
 
 def merge_into(existing: str, block: str) -> str:
     """What a person does with a few lines README gives for an existing file: its imports join the
-    file's (after the last one), and a top-level assignment replaces the file's assignment of the
-    same name."""
+    file's (after the last one), and a list it shows as `name = [..., entries]` (`...` for what is
+    there) gets those entries at the end of the file's list of that name, one a line."""
     lines, given = existing.splitlines(), block.splitlines()
     for statement in ast.parse(block).body:
         text = "\n".join(given[statement.lineno - 1 : statement.end_lineno])  # with its comment
         if isinstance(statement, ast.Import | ast.ImportFrom):
             last_import = max(i for i, line in enumerate(lines) if line.startswith(("import ", "from ")))
             lines.insert(last_import + 1, text)
-        elif isinstance(statement, ast.Assign) and isinstance(target := statement.targets[0], ast.Name):
-            at = next(i for i, line in enumerate(lines) if line.startswith(f"{target.id} = "))
-            lines[at] = text
+        elif (appended := _appended_entries(statement)) is not None:
+            name, entries = appended
+            target = _list_assigned(ast.parse("\n".join(lines)), name)
+            closing = (target.end_lineno or 0) - 1  # the line of its `]`
+            if not target.elts or target.elts[-1].lineno - 1 == closing:
+                raise ValueError(f"the file's `{name}` is not written one entry a line")
+            indent = " " * target.elts[-1].col_offset
+            lines[closing:closing] = [f"{indent}{ast.get_source_segment(block, entry)}," for entry in entries]
         else:
-            raise ValueError(f"README shows a statement to add that is neither an import nor an assignment: {text}")
+            raise ValueError(f"README shows a statement to add that is neither an import nor `x = [..., y]`: {text}")
     return "\n".join(lines) + "\n"
+
+
+def _appended_entries(statement: ast.stmt) -> tuple[str, list[ast.expr]] | None:
+    """(name, entries) of `name = [..., entries]`, else None."""
+    if not (isinstance(statement, ast.Assign) and isinstance(target := statement.targets[0], ast.Name)):
+        return None
+    value = statement.value
+    if isinstance(value, ast.List) and value.elts and isinstance(first := value.elts[0], ast.Constant):
+        return (target.id, value.elts[1:]) if first.value is Ellipsis else None
+    return None
+
+
+def _list_assigned(module: ast.Module, name: str) -> ast.List:
+    for statement in module.body:
+        if (
+            isinstance(statement, ast.Assign)
+            and isinstance(target := statement.targets[0], ast.Name)
+            and target.id == name
+            and isinstance(statement.value, ast.List)
+        ):
+            return statement.value
+    raise ValueError(f"the file has no list `{name} = [...]` to add entries to")
 
 
 @dataclass
@@ -165,7 +192,7 @@ def follow_readme(run: Run, files: dict[str, str], full: bool) -> bool:
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(merge_into(target.read_text(), content) if target.exists() else content)
     print(f"wrote {len(files)} files from README: {', '.join(files)}", flush=True)
-    run("task migrate-create -- 'add projects'", "uv", "run", "task", "migrate-create", "--", "add projects")
+    run("task migrate-create -- 'add notes'", "uv", "run", "task", "migrate-create", "--", "add notes")
     run("task format", "uv", "run", "task", "format")
     run("task lint", "uv", "run", "task", "lint")
     run("task typecheck", "uv", "run", "task", "typecheck")
@@ -175,7 +202,7 @@ def follow_readme(run: Run, files: dict[str, str], full: bool) -> bool:
     which = "the whole suite" if full else "the domain's and the contract tests"
     test_env = run.env | ({"TEST_POSTGRES_URL": postgres} if postgres else {})
     run(f"task test ({which}; {backends})", "uv", "run", "task", "test", "--", "-q", *tests, env=test_env)
-    scopes = ["--scopes", "projects:read,projects:write"]
+    scopes = ["--scopes", "notes:read,notes:write"]
     minted = run(
         "task generate-key (the domain's scopes)", *TASK, "generate-key", "--", "--email", EMAIL, *scopes, "--json"
     )
