@@ -42,7 +42,7 @@ def _not_null_column(driver_error: object) -> str | None:
     if getattr(driver_error, "pgcode", None) == POSTGRES_NOT_NULL:
         return str(getattr(getattr(driver_error, "diag", None), "column_name", None) or "a column")
     if getattr(driver_error, "sqlite_errorcode", None) == sqlite3.SQLITE_CONSTRAINT_NOTNULL:
-        # "NOT NULL constraint failed: projects.owner_id"
+        # "NOT NULL constraint failed: notes.owner_id"
         return str(driver_error).rpartition(": ")[2].rpartition(".")[2] or "a column"
     return None
 
