@@ -17,6 +17,7 @@ import pytest
 from sqlalchemy import exc as sa_exc
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
+from sqlmodel import col
 
 from app.bootstrap import Container, bootstrap
 from app.domains.base.actors import Actor, Role
@@ -34,8 +35,10 @@ from app.domains.jobs.models import Job, JobStatus
 from app.domains.jobs.runner import drain, is_transient, run_job
 from app.domains.jobs.service import RESULT_NOT_JSON, RESULT_TOO_LARGE, WORKER_LOST, JobService
 from app.domains.organizations.models import Membership, Organization
+from app.domains.projects.models import Project
+from app.domains.projects.permissions import ProjectPermission
 from app.domains.users.models import APIKey, User
-from app.infrastructure.config import Settings
+from app.infrastructure.config import PROJECT_ROOT, Settings
 from tests.conftest import actor_of
 from tests.helpers import backend_name
 
@@ -601,3 +604,26 @@ def test_a_purged_user_leaves_its_jobs_to_the_admins(container: Container, make_
     assert stored(session, job.id).requested_by is None  # ON DELETE SET NULL
     assert visible_ids(container, Actor.system()) == {job.id}
 
+
+def test_the_readmes_job_kind_runs_as_written(container: Container, make_organization, make_project) -> None:
+    """README's "Adding a kind": its handler and registry entry, run through a real drain."""
+    section = (PROJECT_ROOT / "README.md").read_text().split("## Background jobs", 1)[1].split("\n## ", 1)[0]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    if job_kinds.get("project_count") is None:  # once per process (the test runs on each database)
+        names = {"Any": Any, "UnitOfWork": UnitOfWork, "Job": Job, "job_kinds": job_kinds}
+        names |= {
+            "select": select,
+            "func": func,
+            "col": col,
+            "Project": Project,
+            "ProjectPermission": ProjectPermission,
+        }
+        exec(code, names)  # noqa: S102 (the README's own code)
+    acme = make_organization()
+    for name in ("one", "two"):
+        make_project(acme, name=name)
+    make_project(make_organization(), name="another organization's")
+    job = enqueue(container, Actor.system().in_organization(acme.id, None), "project_count")
+    assert drain(container.unit_of_work, "worker-1", 60) == 1
+    with container.unit_of_work(Actor.system()) as uow:
+        assert uow.service(JobService).result(job.id) == {"projects": 2}
