@@ -8,6 +8,7 @@ from typing import Any
 from uuid import UUID
 
 from litestar import Controller, Request, Response
+from litestar.datastructures import ResponseHeader
 from litestar.di import NamedDependency
 from litestar.params import FromPath
 
@@ -31,6 +32,17 @@ def public(row: object) -> JobPublic:
     return to_public(JobPublic, row)
 
 
+# The 202's header, for the OpenAPI document (`accepted` sets it).
+LOCATION = [
+    ResponseHeader(
+        name="Location",
+        description="The job to poll: /api/jobs/{id}",
+        value="/api/jobs/{id}",  # documented only (a string); `accepted` sets the real one
+        documentation_only=True,
+    )
+]
+
+
 def accepted(job: Job) -> Response[JobPublic]:
     """202: queued, not done; poll the job at `Location`."""
     return Response(public(job), status_code=202, headers={"Location": f"/api/jobs/{job.id}"})
@@ -41,7 +53,9 @@ class JobController(Controller):
     tags = ["jobs"]  # noqa: RUF012
     dependencies = service_dependencies("jobs", JobService)
 
-    @post("/users/me/exports", operation_id="startUserExport", requires=WRITE, status_code=202)
+    @post(
+        "/users/me/exports", operation_id="startUserExport", requires=WRITE, status_code=202, response_headers=LOCATION
+    )
     def start_user_export(self, jobs: Jobs, request: Request[Any, Any, Any]) -> Response[JobPublic]:
         """Queue an export of your own data (profile, API keys' metadata, memberships, the projects
         you created): a personal job. Needs the read permissions of that data too."""
@@ -52,6 +66,7 @@ class JobController(Controller):
         operation_id="startOrganizationExport",
         requires=WRITE,
         status_code=202,
+        response_headers=LOCATION,
     )
     def start_organization_export(
         self, jobs: Jobs, organization_id: FromPath[UUID], request: Request[Any, Any, Any]

@@ -9,6 +9,7 @@ from typing import Any
 from uuid import UUID
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 from sqlmodel import col
 
 from app.domains.base.actors import ORGANIZATION_ADMIN, Actor, Role
@@ -46,7 +47,7 @@ def _no_parameters(parameters: Mapping[str, Any]) -> None:
         )
 
 
-def _live_memberships(session: Any, user_id: UUID) -> list[tuple[Membership, Organization]]:
+def _live_memberships(session: Session, user_id: UUID) -> list[tuple[Membership, Organization]]:
     rows = session.execute(
         select(Membership, Organization)
         .join(Organization, col(Organization.id) == col(Membership.organization_id))
@@ -160,7 +161,7 @@ def export_organization(uow: UnitOfWork, job: Job) -> dict[str, Any]:
     }
 
 
-def _ensure_still_allowed(session: Any, job: Job) -> None:
+def _ensure_still_allowed(session: Session, job: Job) -> None:
     """Asked by an app admin, or by an admin of the organization who still is one (a user demoted
     or gone since then gets no export). Asked by no user: the system."""
     if job.requested_by is None:

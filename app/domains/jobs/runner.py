@@ -46,7 +46,7 @@ def is_transient(error: BaseException) -> bool:
             return False
         if httpx is not None and isinstance(seen, httpx.TransportError):
             return True
-        seen = seen.__cause__ or seen.__context__
+        seen = seen.__cause__  # explicit chaining (`raise ... from`), as is_outage reads it
     return False
 
 
