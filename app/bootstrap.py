@@ -17,6 +17,8 @@ from sqlalchemy.orm import Session
 import app.models  # noqa: F401  (every domain's tables and permissions are registered)
 from app.domains.base.actors import Actor
 from app.domains.base.unit_of_work import ServiceFactories, UnitOfWork
+from app.domains.jobs.rules import JobLimits
+from app.domains.jobs.service import JobService
 from app.domains.users.service import APIKeyService
 from app.infrastructure.attempts import AttemptLimiter
 from app.infrastructure.clerk_session_tokens import ClerkTokenVerifier
@@ -42,8 +44,16 @@ class Container:
     def service_factories(self) -> ServiceFactories:
         """How units of work build the services that have dependencies: each dependency passed
         explicitly, by keyword. Any other service is built by its class."""
-        return ServiceFactories().register(
-            APIKeyService, partial(APIKeyService, hasher=self.hasher, attempts=self.attempts)
+        settings = self.settings
+        limits = JobLimits(
+            max_attempts=settings.job_max_attempts,
+            retry_backoff_seconds=settings.job_retry_backoff_seconds,
+            result_max_bytes=settings.job_result_max_bytes,
+        )
+        return (
+            ServiceFactories()
+            .register(APIKeyService, partial(APIKeyService, hasher=self.hasher, attempts=self.attempts))
+            .register(JobService, partial(JobService, limits=limits))
         )
 
     def unit_of_work(self, actor: Actor | None = None, *, read_only: bool = False) -> UnitOfWork:

@@ -2,6 +2,7 @@
 
 from app.api.routes.api_keys import APIKeyController
 from app.api.routes.health import HealthController
+from app.api.routes.jobs import JobController
 from app.api.routes.organizations import OrganizationController
 from app.api.routes.projects import ProjectController
 from app.api.routes.users import UserController
@@ -13,5 +14,6 @@ controllers = [
     APIKeyController,
     OrganizationController,
     ProjectController,
+    JobController,
     WebhookController,
 ]

@@ -94,6 +94,14 @@ class Settings(BaseSettings):
         description="The maintenance flow archives draft projects of live organizations not updated for this many days",
     )
 
+    # Background jobs (app/domains/jobs). A job whose attempt fails with a transient error (the
+    # database or an HTTP peer unreachable) is queued again after JOB_RETRY_BACKOFF_SECONDS, doubling
+    # with each attempt (at most an hour), until JOB_MAX_ATTEMPTS; then it fails. A result larger than
+    # JOB_RESULT_MAX_BYTES once serialised fails the job ("result too large").
+    job_max_attempts: int = Field(default=5, ge=1, le=100)
+    job_retry_backoff_seconds: float = Field(default=2.0, gt=0, le=3600)
+    job_result_max_bytes: int = Field(default=1024 * 1024, ge=1024, le=64 * 1024 * 1024)
+
     @field_validator("clerk_authorized_parties", mode="before")
     @classmethod
     def _split_commas(cls, value: object) -> object:

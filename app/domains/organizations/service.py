@@ -80,10 +80,10 @@ class MembershipService(Service[Membership]):
         page = self.page(params, col(Membership.organization_id) == organization_id)
         ids = [membership.user_id for membership in page.items]
         users = {user.id: user for user in self.session.scalars(select(User).where(col(User.id).in_(ids)))}
-        return page.map(lambda membership: _member(membership, users[membership.user_id]))
+        return page.map(lambda membership: member_view(membership, users[membership.user_id]))
 
 
-def _member(membership: Membership, user: User) -> dict[str, Any]:
+def member_view(membership: Membership, user: User) -> dict[str, Any]:
     return {
         "id": membership.id,
         "organization_id": membership.organization_id,
