@@ -101,6 +101,14 @@ class Settings(BaseSettings):
     job_max_attempts: int = Field(default=5, ge=1, le=100)
     job_retry_backoff_seconds: float = Field(default=2.0, gt=0, le=3600)
     job_result_max_bytes: int = Field(default=1024 * 1024, ge=1024, le=64 * 1024 * 1024)
+    # The worker's dispatcher (app/workers/jobs.py): a claimed job is the worker's for
+    # JOB_LEASE_SECONDS (a job must finish within it; a dead worker's job is claimed again after it),
+    # queued jobs are looked for every JOB_POLL_SECONDS, and each worker process runs up to
+    # JOB_CONCURRENCY at once. Finished jobs and their results are deleted after JOB_RETENTION_DAYS.
+    job_lease_seconds: float = Field(default=60.0, ge=2, le=3600)
+    job_poll_seconds: float = Field(default=0.5, gt=0, le=60)
+    job_concurrency: int = Field(default=4, ge=1, le=64)
+    job_retention_days: int = Field(default=7, ge=1)
 
     @field_validator("clerk_authorized_parties", mode="before")
     @classmethod

@@ -1,6 +1,6 @@
 """The worker's entry point.
 
-    python -m app.workers.main serve              # every registered flow on its schedule (`task worker`)
+    python -m app.workers.main serve              # every flow on its schedule, and the jobs (`task worker`)
     python -m app.workers.main run maintenance --batch-size 500     # one flow, now (`task flow`)
 
 `serve` talks to PREFECT_API_URL; without one it starts a local Prefect server for as long as it
@@ -14,6 +14,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -26,6 +27,7 @@ from prefect.settings import get_current_settings
 
 from app.infrastructure.config import Settings
 from app.workers.flows import FLOWS
+from app.workers.jobs import Dispatcher
 from app.workers.runtime import container
 
 
@@ -83,11 +85,25 @@ def wait_for(url: str, timeout: float) -> None:
 
 
 def serve() -> None:
+    """The scheduled flows, and the background jobs' dispatcher in a thread beside them."""
     from prefect import serve as prefect_serve  # noqa: PLC0415
 
     served = deployments(container().settings)  # a bad FLOW_SCHEDULES stops it before any server starts
-    with prefect_api():
+    with prefect_api(), dispatching():
         prefect_serve(*served, pause_on_shutdown=False)
+
+
+@contextmanager
+def dispatching() -> Iterator[Dispatcher]:
+    """The job dispatcher, running until the block ends (it finishes the jobs it started)."""
+    dispatcher = Dispatcher()
+    thread = threading.Thread(target=dispatcher.run_forever, name="job-dispatcher", daemon=True)
+    thread.start()
+    try:
+        yield dispatcher
+    finally:
+        dispatcher.stop()
+        thread.join(timeout=dispatcher.lease_seconds)
 
 
 def run(name: str, parameters: dict[str, Any]) -> Any:

@@ -5,6 +5,7 @@ After changing an entry, `uv run task sync-flows` rewrites prefect.yaml and READ
 """
 
 from app.workers.flows.clerk_reconciliation import clerk_reconciliation
+from app.workers.flows.jobs import jobs
 from app.workers.flows.maintenance import maintenance
 from app.workers.flows.user_report import user_report
 from app.workers.registry import FlowRegistry, RegisteredFlow
@@ -28,4 +29,10 @@ FLOWS = FlowRegistry(
         "(each confirmed with Clerk first)",
     ),
     RegisteredFlow(user_report, cron="0 6 * * *", summary="the pattern in small: active users by role, new ones"),
+    RegisteredFlow(
+        jobs,
+        cron=None,
+        summary="runs every claimable background job now, then returns (`task worker` runs them continuously; "
+        "see Background jobs)",
+    ),
 )
