@@ -13,6 +13,7 @@ from app.bootstrap import Container
 from app.domains.base.actors import Actor, Role
 from app.domains.base.exceptions import PermissionDeniedError
 from app.domains.base.models import utcnow
+from app.domains.jobs.models import Job, JobStatus
 from app.domains.organizations.models import Membership, Organization
 from app.domains.organizations.service import OrganizationService
 from app.domains.projects.models import Project, ProjectStatus
@@ -60,6 +61,20 @@ def test_maintenance_revokes_deletes_and_purges_in_batches(
         .values(received_at=now - timedelta(days=31))
     )
     session.commit()
+    old, recent_finish = now - timedelta(days=8), now - timedelta(days=1)
+    kept_jobs = [
+        Job(kind="user_export", status=JobStatus.SUCCEEDED, finished_at=recent_finish),
+        Job(kind="user_export"),
+    ]
+    session.add_all(
+        [
+            *(Job(kind="user_export", status=JobStatus.SUCCEEDED, finished_at=old, result={}) for _ in range(3)),
+            Job(kind="user_export", status=JobStatus.FAILED, finished_at=old, failure_reason="x"),
+            *kept_jobs,  # finished within the retention; queued (never finished)
+        ]
+    )
+    session.commit()
+    kept_job_ids = {job.id for job in kept_jobs}
 
     counts = maintenance(batch_size=3)
 
@@ -70,7 +85,9 @@ def test_maintenance_revokes_deletes_and_purges_in_batches(
         "their_api_keys_removed": 1,
         "tombstoned_organizations_removed": 0,
         "projects_archived": 0,
+        "finished_jobs_deleted": 4,
     }
+    assert set(session.scalars(select(Job.id))) == kept_job_ids
     assert _count(session, select(APIKey).where(APIKey.revoked_at.is_(None))) == 1  # the one without expiry
     assert _count(session, select(WebhookEvent)) == 1
     assert session.get(User, gone_id) is None

@@ -1,11 +1,12 @@
 """`maintenance` (daily): expired keys revoked, old webhook deliveries and old tombstones (users,
-organizations) removed, stale draft projects archived."""
+organizations) removed, stale draft projects archived, finished jobs deleted."""
 
 from prefect import flow, get_run_logger
 
 from app.workers.runtime import BatchSize, container
 from app.workers.tasks.maintenance import (
     archive_stale_projects,
+    delete_finished_jobs,
     delete_old_webhook_events,
     remove_old_tombstones,
     remove_tombstoned_organizations,
@@ -26,6 +27,7 @@ def maintenance(batch_size: BatchSize = None) -> dict[str, int]:
         "their_api_keys_removed": tombstones["api_keys"],
         "tombstoned_organizations_removed": remove_tombstoned_organizations(settings.tombstone_retention_days, size),
         "projects_archived": archive_stale_projects(settings.project_draft_archive_days, size),
+        "finished_jobs_deleted": delete_finished_jobs(settings.job_retention_days, size),
     }
     get_run_logger().info("maintenance done: %s", counts)
     return counts

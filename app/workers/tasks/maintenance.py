@@ -7,6 +7,7 @@ from prefect.cache_policies import NO_CACHE
 
 from app.domains.base.models import utcnow
 from app.domains.base.unit_of_work import UnitOfWork
+from app.domains.jobs.service import JobService
 from app.domains.organizations.service import OrganizationService
 from app.domains.projects.models import Project
 from app.domains.projects.service import ProjectService
@@ -76,4 +77,13 @@ def remove_tombstoned_organizations(retention_days: int, batch_size: int) -> int
             cutoff, batch_size, owned_tables=ORGANIZATION_OWNED_TABLES
         ),
         batch_size,
+    )
+
+
+@task(cache_policy=NO_CACHE)
+def delete_finished_jobs(retention_days: int, batch_size: int) -> int:
+    """Jobs that succeeded or failed longer ago than the retention, with their results."""
+    cutoff = utcnow() - timedelta(days=retention_days)
+    return in_batches(
+        "finished jobs deleted", lambda uow: uow.service(JobService).purge_finished(cutoff, batch_size), batch_size
     )
