@@ -204,3 +204,34 @@ def test_job_lists_take_the_list_parameters(client: TestClient, container: Conta
     assert (len(page.json()["items"]), page.json()["total"]) == (2, 3)
     assert client.get("/api/jobs", headers=headers, params={"order_by": "result"}).status_code == 400
     assert client.get("/api/jobs", headers=headers, params={"search": "user_export"}).json()["total"] == 3
+
+
+def test_a_bound_keys_own_export_holds_nothing_of_another_organization(
+    client: TestClient,
+    container: Container,
+    make_organization: Callable,
+    make_membership: Callable,
+    make_project: Callable,
+    make_api_key: Callable,
+    as_member: Callable,
+) -> None:
+    """A key bound to acme acts only inside acme: its user's export must not carry globex's name or
+    projects (the routes would show it neither), and the user's globex-bound key must not read a
+    document started from acme."""
+    acme, globex = make_organization(name="Acme"), make_organization(name="Globex Secret Org")
+    user, in_acme = as_member(acme, "member")
+    make_membership(globex, user, "member")
+    in_globex = {"X-API-Key": make_api_key(user, organization=globex)}
+    mine_in_acme = make_project(acme, name="Acme roadmap", created_by=user.id)
+    make_project(globex, name="Globex merger plan", created_by=user.id)
+    assert client.get("/api/organizations", headers=in_acme).json()["total"] == 1  # the routes: acme only
+
+    started = client.post("/api/users/me/exports", headers=in_acme)
+    assert started.status_code == 202
+    assert run_jobs(container) == 1
+    document = client.get(f"/api/jobs/{started.json()['id']}/result", headers=in_acme)
+    assert document.status_code == 200
+    assert [project["id"] for project in document.json()["projects"]] == [str(mine_in_acme.id)]
+    assert [membership["organization_id"] for membership in document.json()["memberships"]] == [str(acme.id)]
+    assert "Globex" not in document.text
+    assert client.get(f"/api/jobs/{started.json()['id']}/result", headers=in_globex).status_code == 404
