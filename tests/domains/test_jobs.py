@@ -177,30 +177,29 @@ def test_row_policy_own_jobs_organization_admins_and_app_admins(
     for user, role in ((member, "member"), (other, "member"), (org_admin, "admin")):
         make_membership(acme, user, role)
     in_acme = member_actor(member, acme, "member")
-    personal = enqueue(container, in_acme, "user_export")  # personal, whatever the active organization
+    personal = enqueue(container, member_actor(member, None), "user_export")  # no active organization
+    # Started inside acme: acme's (it holds only acme's rows), yet never shown to acme's admins.
+    personal_in_acme = enqueue(container, in_acme, "user_export")
     in_organization = enqueue(container, in_acme)  # the default kind: the active organization's
     others = enqueue(container, member_actor(other, acme, "member"))
     acme_admin = member_actor(org_admin, acme, "admin")
     export = enqueue(container, acme_admin, "organization_export", organization_id=str(acme.id))
     elsewhere = enqueue(container, member_actor(member, globex, "member"))
-    assert (personal.organization_id, in_organization.organization_id, export.organization_id) == (
-        None,
-        acme.id,
-        acme.id,
-    )
+    assert (personal.organization_id, personal_in_acme.organization_id) == (None, acme.id)
+    assert (in_organization.organization_id, export.organization_id) == (acme.id, acme.id)
 
-    assert visible_ids(container, in_acme) == {personal.id, in_organization.id}
+    assert visible_ids(container, in_acme) == {personal.id, personal_in_acme.id, in_organization.id}
     assert visible_ids(container, member_actor(member, None)) == {personal.id}  # no organization: its own
     assert visible_ids(container, member_actor(member, globex, "member")) == {personal.id, elsewhere.id}
     assert visible_ids(container, member_actor(other, acme, "member")) == {others.id}
     # An organization's admins: the organization's jobs, never a member's personal one.
     assert visible_ids(container, acme_admin) == {in_organization.id, others.id, export.id}
-    everything = {personal.id, in_organization.id, others.id, export.id, elsewhere.id}
+    everything = {personal.id, personal_in_acme.id, in_organization.id, others.id, export.id, elsewhere.id}
     assert visible_ids(container, actor_of(app_admin)) == everything
     assert visible_ids(container, Actor.system()) == everything
 
     with container.unit_of_work(member_actor(other, acme, "member")) as uow:
-        for hidden in (personal, in_organization, export):
+        for hidden in (personal, personal_in_acme, in_organization, export):
             with pytest.raises(NotFoundError):
                 uow.service(JobService).get(hidden.id)
             with pytest.raises(NotFoundError):

@@ -47,7 +47,11 @@ def _no_parameters(parameters: Mapping[str, Any]) -> None:
         )
 
 
-def _live_memberships(session: Session, user_id: UUID) -> list[tuple[Membership, Organization]]:
+def _live_memberships(
+    session: Session, user_id: UUID, organization_id: UUID | None
+) -> list[tuple[Membership, Organization]]:
+    """The user's live memberships: in that organization only, when one is named."""
+    only = [col(Organization.id) == organization_id] if organization_id is not None else []
     rows = session.execute(
         select(Membership, Organization)
         .join(Organization, col(Organization.id) == col(Membership.organization_id))
@@ -55,6 +59,7 @@ def _live_memberships(session: Session, user_id: UUID) -> list[tuple[Membership,
             col(Membership.user_id) == user_id,
             col(Membership.deleted_at).is_(None),
             col(Organization.deleted_at).is_(None),
+            *only,
         )
         .order_by(col(Organization.name), col(Organization.id))
     )
@@ -65,17 +70,21 @@ def _live_memberships(session: Session, user_id: UUID) -> list[tuple[Membership,
 
 
 def admit_user_export(_uow: UnitOfWork, actor: Actor, parameters: Mapping[str, Any]) -> UUID | None:
-    """A user exports itself; the job is personal (no organization: an organization's admins never
-    see a member's own data)."""
+    """A user exports itself. Started with an active organization (a session's, a bound key's), the
+    job is that organization's and holds only what the user has there: such a credential reaches no
+    other organization's data, and the job is readable only while that organization is active. Its
+    admins never see it (the kind is `personal`). App admins reach every organization: theirs is
+    whole, and belongs to none."""
     _no_parameters(parameters)
     if actor.user_id is None:
         raise PermissionDeniedError("a user export is started by the user it exports")
-    return None
+    return None if actor.is_admin else actor.organization_id
 
 
 def export_user(uow: UnitOfWork, job: Job) -> dict[str, Any]:
     """The user's profile, its API keys (metadata: never a hash), its live memberships, and the
-    projects it created in the organizations it still belongs to."""
+    projects it created in the organizations it still belongs to (only the job's organization's,
+    when it has one)."""
     session = uow.session
     user = session.get(User, job.requested_by) if job.requested_by is not None else None
     if user is None or not is_usable(user):
@@ -83,7 +92,7 @@ def export_user(uow: UnitOfWork, job: Job) -> dict[str, Any]:
     keys = session.scalars(
         select(APIKey).where(col(APIKey.user_id) == user.id).order_by(col(APIKey.created_at), col(APIKey.id))
     )
-    memberships = _live_memberships(session, user.id)
+    memberships = _live_memberships(session, user.id, job.organization_id)
     organization_ids = [organization.id for _, organization in memberships]
     projects = session.scalars(
         select(Project)
@@ -192,5 +201,5 @@ USER_DATA = (
 )
 ORGANIZATION_DATA = (OrganizationPermission.ORGANIZATIONS_READ, ProjectPermission.PROJECTS_READ)
 
-job_kinds.register(USER_EXPORT, export_user, admit=admit_user_export, reads=USER_DATA)
+job_kinds.register(USER_EXPORT, export_user, admit=admit_user_export, reads=USER_DATA, personal=True)
 job_kinds.register(ORGANIZATION_EXPORT, export_organization, admit=admit_organization_export, reads=ORGANIZATION_DATA)

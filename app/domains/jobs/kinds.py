@@ -41,6 +41,9 @@ class JobKind:
     # Permissions the actor needs, besides jobs:write to start it and jobs:read to read its result:
     # those that would let it read the result's data directly (an export gives no more than that).
     reads: frozenset[str]
+    # A user's own job (its data): an organization's admins never see it, even when it belongs to
+    # their organization (a personal job started with that organization active).
+    personal: bool = False
 
 
 class JobKinds:
@@ -48,13 +51,19 @@ class JobKinds:
         self._kinds: dict[str, JobKind] = {}
 
     def register(
-        self, kind: str, handler: Handler, *, admit: Admission = in_active_organization, reads: Iterable[str] = ()
+        self,
+        kind: str,
+        handler: Handler,
+        *,
+        admit: Admission = in_active_organization,
+        reads: Iterable[str] = (),
+        personal: bool = False,
     ) -> Handler:
         if not _KIND_NAME.fullmatch(kind):
             raise ValueError(f"job kind {kind!r}: lower case letters, digits and _, at most 64")
         if kind in self._kinds:
             raise ValueError(f"job kind {kind!r} is registered twice")
-        self._kinds[kind] = JobKind(kind, handler, admit, frozenset(reads))
+        self._kinds[kind] = JobKind(kind, handler, admit, frozenset(reads), personal)
         return handler
 
     def get(self, kind: str) -> JobKind | None:
@@ -62,6 +71,10 @@ class JobKinds:
 
     def names(self) -> list[str]:
         return sorted(self._kinds)
+
+    def personal(self) -> list[str]:
+        """The kinds an organization's admins never see (a user's own jobs)."""
+        return sorted(name for name, kind in self._kinds.items() if kind.personal)
 
 
 job_kinds = JobKinds()

@@ -2,7 +2,8 @@
 
 Who sees a job: app admins every job; anyone else the jobs its user asked for (a personal job
 anywhere, an organization's job only while that organization is active, as the tenant rule says),
-and an organization's admins every job of their active organization. Any other job is a 404.
+and an organization's admins every job of their active organization but its members' own (kinds
+registered `personal`). Any other job is a 404.
 """
 
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ from sqlalchemy import ColumnElement, and_, false, or_
 
 from app.domains.base.actors import Actor, AuthMethod
 from app.domains.base.exceptions import NotFoundError, PermissionDeniedError
+from app.domains.jobs.kinds import job_kinds
 
 # A retry never waits longer than this, however many attempts came before.
 MAX_BACKOFF = timedelta(hours=1)
@@ -31,7 +33,9 @@ class RequestedByOrOfActiveOrganization:
         if actor.organization_id is not None:
             in_reach = or_(in_reach, organization == actor.organization_id)
         own = and_(model.requested_by == actor.user_id, in_reach)
-        return or_(own, organization == actor.organization_id) if actor.is_organization_admin else own
+        if not actor.is_organization_admin:
+            return own
+        return or_(own, and_(organization == actor.organization_id, model.kind.not_in(job_kinds.personal())))
 
     def allows(self, actor: Actor, row: Any) -> bool:
         if actor.is_admin:
@@ -40,7 +44,8 @@ class RequestedByOrOfActiveOrganization:
             return False
         in_reach = row.organization_id is None or row.organization_id == actor.organization_id
         own = row.requested_by == actor.user_id and in_reach
-        return own or (actor.is_organization_admin and row.organization_id == actor.organization_id)
+        organizations = row.organization_id == actor.organization_id and row.kind not in job_kinds.personal()
+        return own or (actor.is_organization_admin and organizations)
 
 
 jobs_policy = RequestedByOrOfActiveOrganization()
