@@ -14,6 +14,7 @@ from uuid import UUID
 
 import httpx
 import pytest
+import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
@@ -441,6 +442,22 @@ def test_results_are_bounded_and_json(fast: Container, session: Session) -> None
         assert (failed.status, failed.failure_reason, failed.attempts) == (JobStatus.FAILED, reason, 1)
     assert session.scalar(select(Job.result).where(Job.id == too_large.id)) is None  # SQL NULL, nothing kept
     assert session.scalar(select(func.count()).select_from(Job).where(Job.result.is_(None))) == 2
+
+
+def test_the_result_bound_holds_for_what_is_stored(fast: Container, session: Session) -> None:
+    """The limit is on the result as the database stores it: a document of non-ASCII text (stored
+    escaped, `\\u20ac` for `€`) or of many small values (stored with a space after each separator)
+    must not land at several times the limit."""
+    euros = enqueue(fast, Actor.system(), "test_scripted", value={"text": "\u20ac" * 300})  # 900 bytes in UTF-8
+    zeros = enqueue(fast, Actor.system(), "test_scripted", value={"zeros": [0] * 500})  # 1011 bytes compact
+    assert drain(fast.unit_of_work, "worker-1", 60) == 2
+    for job in (euros, zeros):
+        if stored(session, job.id).status == JobStatus.SUCCEEDED:
+            kept = session.scalar(select(func.length(sa.cast(Job.result, sa.Text))).where(Job.id == job.id))
+            assert kept is not None
+            assert kept <= 1024, (job.parameters, kept)
+        else:
+            assert stored(session, job.id).failure_reason == RESULT_TOO_LARGE
 
 
 def test_a_real_export_over_the_limit_fails(fast: Container, make_user, make_api_key, session: Session) -> None:
