@@ -155,7 +155,9 @@ class JobService(Service[Job]):
         try:
             if not isinstance(result, dict):
                 raise TypeError(type(result).__name__)
-            size = len(json.dumps(result, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode())
+            # Measured as the JSON column stores it (SQLAlchemy's default serializer: `json.dumps`,
+            # ASCII with escapes and spaced separators), so the limit is what a row holds.
+            size = len(json.dumps(result, allow_nan=False))
         except (TypeError, ValueError):  # not a dict, a value JSON has no form for, NaN
             return self.fail(job_id, worker_id, RESULT_NOT_JSON, retryable=False)
         if size > self.limits.result_max_bytes:
