@@ -17,12 +17,14 @@ from typing import IO
 
 import httpx
 import pytest
-from sqlalchemy import text
+from sqlalchemy import func, select, text
 
+from app.domains.organizations.models import Membership, Organization
+from app.domains.projects.models import Project
 from app.domains.users.models import User
 from app.infrastructure.config import Settings
 from app.infrastructure.database import Database
-from tests.clerk_helpers import ALLOWED_ORIGIN, ISSUER, WEBHOOK_SECRET, SigningKey
+from tests.clerk_helpers import ALLOWED_ORIGIN, ISSUER, WEBHOOK_SECRET, SigningKey, organization_claim
 from tests.helpers import CHEAP_ARGON2, backend_name, wait_until_healthy
 
 THREADS = 4  # a small pool makes starvation easy to hit
@@ -148,3 +150,44 @@ def _connections_idle_in_transaction(settings: Settings) -> int:
         )
     database.dispose()
     return stuck
+
+
+async def _stampede(base_url: str, requests: list[tuple[dict[str, str], str, str]]) -> Counter:
+    """Each request with its own headers, all at once: the statuses (or the client's error)."""
+    limits = httpx.Limits(max_connections=len(requests))
+    async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=60) as client:
+
+        async def status(headers: dict[str, str], method: str, path: str) -> int | str:
+            body = {"name": "first"} if method == "POST" else None
+            try:
+                return (await client.request(method, path, json=body, headers=headers)).status_code
+            except httpx.HTTPError as error:
+                return type(error).__name__
+
+        return Counter(await asyncio.gather(*(status(*request) for request in requests)))
+
+
+def test_concurrent_first_sights_of_an_organization_from_session_tokens(
+    live_server: str, settings: Settings, database: Database
+) -> None:
+    """Many users, none known, whose tokens name the same unknown organization, each reading and
+    writing at once (reads autocommit, writes are transactions): one organization, one membership
+    per user, and no request fails."""
+    users = [f"user_crowd{number}" for number in range(8)]
+    headers = {
+        user: {"Authorization": f"Bearer {CLERK_KEY.mint(sub=user, o=organization_claim('org_crowd', 'admin'))}"}
+        for user in users
+    }
+    requests = [
+        (headers[user], method, path)
+        for user in users
+        for method, path in [("GET", "/api/projects"), ("POST", "/api/projects"), ("GET", "/api/organizations")] * 5
+    ]
+    statuses = asyncio.run(_stampede(live_server, requests))
+    assert statuses == Counter({200: len(users) * 10, 201: len(users) * 5})
+    with database.session() as session:
+        [organization] = session.scalars(select(Organization).where(Organization.clerk_id == "org_crowd")).all()
+        memberships = session.scalars(select(Membership).where(Membership.organization_id == organization.id)).all()
+        assert len(memberships) == len(users)
+        assert session.scalar(select(func.count()).select_from(Project)) == len(users) * 5
+    assert _connections_idle_in_transaction(settings) == 0
