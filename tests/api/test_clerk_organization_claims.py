@@ -4,6 +4,8 @@ Tokens are real RS256 JWTs; organizations and memberships unknown here are creat
 deleted ones refuse the request, and a claim that is not what Clerk sends is a 401, never a 500.
 """
 
+import json
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -12,12 +14,14 @@ from litestar.testing import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.domains.base.actors import Role
+from app.bootstrap import Container
+from app.domains.base.actors import Actor, Role
 from app.domains.base.models import utcnow
+from app.domains.organizations.clerk_organization_reconciliation import ClerkOrganizationReconciliation
 from app.domains.organizations.models import Membership, Organization
 from app.domains.projects.models import Project
 from app.domains.users.models import User
-from tests.clerk_helpers import SESSION_KEY, bearer, organization_claim
+from tests.clerk_helpers import SESSION_KEY, bearer, organization_claim, svix_headers
 
 
 def as_session(sub: str, o: Any = None, **claims: Any) -> dict[str, str]:
@@ -253,3 +257,43 @@ def test_a_role_learnt_from_a_claim_is_not_raised_by_a_later_claim(clerk_client:
     assert (refused.status_code, refused.json()["reason"]) == (403, "organization_role")
     _, memberships = stored(session, "org_ladder")
     assert [m.role for m in memberships] == ["member"]
+
+
+def test_a_member_known_from_a_token_whose_membership_reconciliation_ended_can_be_invited_back(
+    clerk_client: TestClient, container: Container, session: Session
+) -> None:
+    """A membership known only from a session token (no Clerk id) that the reconciliation ends (Clerk
+    confirmed it was gone: its deletion event was lost) must not block a later invitation: Clerk's
+    new membership, created after that, is the pair's membership."""
+    headers = as_session("user_back", organization_claim("org_back", "member", slug="back"))
+    assert clerk_client.get("/api/projects", headers=headers).status_code == 200  # known from the token
+    with container.unit_of_work(Actor.system()) as uow:
+        assert uow.service(ClerkOrganizationReconciliation).end_memberships([("org_back", "user_back")]) == 1
+    assert clerk_client.get("/api/projects", headers=headers).json()["reason"] == "not_a_member"
+
+    invited_at = int(time.time() * 1000) + 1_000  # Clerk's milliseconds, after the membership ended
+    data = {
+        "id": "orgmem_back_again",
+        "object": "organization_membership",
+        "role": "org:admin",
+        "created_at": invited_at,
+        "updated_at": invited_at,
+        "organization": {"id": "org_back", "object": "organization", "name": "Back", "slug": "back"},
+        "public_user_data": {"user_id": "user_back", "first_name": "Bo"},
+    }
+    body = json.dumps({"data": data, "object": "event", "type": "organizationMembership.created"})
+    delivered = clerk_client.post(
+        "/webhooks/clerk", content=body, headers={**svix_headers(body), "content-type": "application/json"}
+    )
+    assert delivered.json()["status"] == "processed", delivered.json()
+    _, memberships = stored(session, "org_back")
+    assert [(m.clerk_id, m.role, m.deleted_at) for m in memberships] == [("orgmem_back_again", "admin", None)]
+    assert clerk_client.post("/api/projects", headers=headers, json={"name": "back"}).status_code == 201
+    # A late event of the ended membership (created before it ended) changes nothing.
+    late = {**data, "id": "orgmem_back_old", "role": "org:member", "created_at": invited_at - 3_600_000}
+    body = json.dumps({"data": late, "object": "event", "type": "organizationMembership.deleted"})
+    clerk_client.post(
+        "/webhooks/clerk", content=body, headers={**svix_headers(body), "content-type": "application/json"}
+    )
+    _, memberships = stored(session, "org_back")
+    assert [(m.clerk_id, m.role, m.deleted_at) for m in memberships] == [("orgmem_back_again", "admin", None)]
