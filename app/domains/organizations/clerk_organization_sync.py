@@ -289,11 +289,10 @@ def _membership_changes(membership: Membership, values: dict[str, Any], *, delet
     The membership created last holds the pair (ties: the larger Clerk id), whatever order the
     events arrive in; within one membership the deletion is final and carries its last role, and
     updates apply in `updated_at` order."""
-    if membership.clerk_id is not None and membership.clerk_id != values["clerk_id"]:
-        incoming = _creation_order(values["clerk_created_at"], values["clerk_id"])
-        if incoming <= _creation_order(membership.clerk_created_at, membership.clerk_id):
-            return "a membership created later holds this organization and user"
+    if _is_a_newer_membership(membership, values):
         return {**values, "deleted_at": values.get("deleted_at")}  # a new membership replaces the old
+    if membership.clerk_id is not None and membership.clerk_id != values["clerk_id"]:
+        return "a membership created later holds this organization and user"
     if membership.deleted_at is not None:
         return "the membership was deleted in Clerk"
     if deleted:
@@ -302,6 +301,19 @@ def _membership_changes(membership: Membership, values: dict[str, Any], *, delet
     if updated_at is not None and stored_at is not None and updated_at < stored_at:
         return "an update newer than this one is already applied"
     return {**values, "clerk_updated_at": updated_at or stored_at}
+
+
+def _is_a_newer_membership(membership: Membership, values: dict[str, Any]) -> bool:
+    """Whether the event is of another Clerk membership of the pair, created after the stored one.
+    A row known from a token only (no Clerk id) that was ended (by the reconciliation, which does
+    not know Clerk's id) is followed by any membership created after it ended: an invitation back."""
+    if membership.clerk_id is None:
+        created_at = values["clerk_created_at"]
+        return membership.deleted_at is not None and created_at is not None and created_at > membership.deleted_at
+    if membership.clerk_id == values["clerk_id"]:
+        return False
+    incoming = _creation_order(values["clerk_created_at"], values["clerk_id"])
+    return incoming > _creation_order(membership.clerk_created_at, membership.clerk_id)
 
 
 def _creation_order(created_at: datetime | None, clerk_id: str | None) -> tuple[float, str]:
