@@ -72,10 +72,15 @@ class Dispatcher:
         self._slot_freed = threading.Event()
         self._prefect = threading.local()  # each job thread's Prefect client context
         self._clients: list[SyncClientContext] = []
+        self._prefect_reached = False
+        self._prefect_unanswered = False  # warned once
         self._running: set[Future[None]] = set()
         self._lock = threading.Lock()
 
     def claim(self, limit: int) -> list[UUID]:
+        """Lease up to `limit` jobs to this worker: none until Prefect has answered once."""
+        if not self._reach_prefect():
+            return []
         with self.container.unit_of_work(Actor.system()) as uow:
             return [job.id for job in uow.service(JobService).claim(self.worker_id, self.lease_seconds, limit)]
 
@@ -134,6 +139,27 @@ class Dispatcher:
                     self._slot_freed.wait(self.poll_seconds)
         self._close_prefect_clients()
         logger.info("job dispatcher %s stopped", self.worker_id)
+
+    def _reach_prefect(self) -> bool:
+        """Whether Prefect has answered this process once. A task run checks the server's version
+        before it starts, once per process, and fails while it cannot: a job claimed then would
+        be put back with an attempt spent, and failed for good after JOB_MAX_ATTEMPTS of those.
+        Once checked, a task run sends no request to the server (its states go as events, which
+        Prefect drops while the server is down), so jobs run whether Prefect answers or not."""
+        if self._prefect_reached:
+            return True
+        context = SyncClientContext()
+        try:
+            with context:  # the version check the task runs would do
+                pass
+        except Exception as error:
+            context.client.__exit__(None, None, None)
+            log = logger.debug if self._prefect_unanswered else logger.warning
+            log("job dispatcher: Prefect did not answer (%s); claiming no job until it does", error)
+            self._prefect_unanswered = True
+            return False
+        self._prefect_reached = True
+        return True
 
     def _enter_prefect_client(self) -> None:
         """One Prefect API client per job thread, for the dispatcher's life. Without a client

@@ -8,8 +8,10 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -255,4 +257,73 @@ def test_jobs_committed_while_prefect_is_unreachable_are_run_by_a_worker_started
     assert set(jobs_by_status(database, ids)) == {"queued"}
     worker = start_worker()
     wait_for(lambda: all_succeeded(database, ids), 60, "the exports to succeed", worker)
+    assert sorted(effects()) == sorted((job_id, worker.worker_id) for job_id in ids)
+
+
+class Gate:
+    """A loopback port in front of the Prefect API: closed (bound, not listening: connections are
+    refused) until `open()`, then every connection is forwarded to the API."""
+
+    def __init__(self, api_url: str) -> None:
+        target = httpx.URL(api_url)
+        self.target = (target.host, target.port or 80)
+        self.path = target.path
+        self.listener = socket.socket()
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.listener.bind(("127.0.0.1", 0))
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.listener.getsockname()[1]}{self.path}"
+
+    def open(self) -> None:
+        self.listener.listen(64)
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def close(self) -> None:
+        self.listener.close()
+
+    def _accept(self) -> None:
+        with suppress(OSError):  # closed
+            while True:
+                inbound, _ = self.listener.accept()
+                outbound = socket.create_connection(self.target)
+                for source, sink in ((inbound, outbound), (outbound, inbound)):
+                    threading.Thread(target=self._pipe, args=(source, sink), daemon=True).start()
+
+    @staticmethod
+    def _pipe(source: socket.socket, sink: socket.socket) -> None:
+        with suppress(OSError):
+            while data := source.recv(65536):
+                sink.sendall(data)
+        with suppress(OSError):
+            sink.shutdown(socket.SHUT_WR)
+
+
+def test_a_worker_that_cannot_reach_prefect_claims_nothing_until_it_can(
+    start_worker: Callable[..., Worker],
+    effects: Callable[[], list[tuple[str, str]]],
+    prefect_api: str,
+    container: Container,
+    make_user: Callable[..., User],
+    database: Database,
+) -> None:
+    """A task run cannot start before Prefect has answered the process once (its version check):
+    had the worker claimed jobs, each would have been put back with an attempt spent, and failed
+    for good after JOB_MAX_ATTEMPTS (here 2). It claims none; once Prefect answers, it runs them
+    all, each on its first attempt."""
+    gate = Gate(prefect_api)
+    try:
+        worker = start_worker(PREFECT_API_URL=gate.url, JOB_MAX_ATTEMPTS="2", JOB_RETRY_BACKOFF_SECONDS="0.1")
+        ids = enqueue_probes(container, make_user(), 8)
+        tried = lambda: "Prefect did not answer" in worker.logs() or attempts_made(database) != [0]  # noqa: E731
+        wait_for(tried, 30, "the worker to try Prefect", worker)
+        time.sleep(1)  # several polls
+        assert set(jobs_by_status(database, ids)) == {"queued"}
+        assert attempts_made(database) == [0]
+        gate.open()
+        wait_for(lambda: all_succeeded(database, ids), 60, "the jobs to succeed", worker)
+    finally:
+        gate.close()
+    assert attempts_made(database) == [1]
     assert sorted(effects()) == sorted((job_id, worker.worker_id) for job_id in ids)
