@@ -15,9 +15,10 @@ free loopback port with a PREFECT_HOME of its own (or BENCH_PREFECT_API_URL is u
 their settings from the environment (JOB_CONCURRENCY, JOB_POLL_SECONDS... pass through; defaults
 otherwise). Each worker times its phases (the task run as the dispatcher calls it, our `run_job`
 inside it, each claim) and the bench reports the medians of the one-worker drain: what Prefect's
-engine adds to a job is the task run minus `run_job`. With `py-spy` on PATH, the one-worker drain is
-also sampled and its samples grouped by where they fall. Nothing is pinned to a core: on a shared
-machine, compare runs made one after the other. The results overwrite bench/jobs-results.md.
+engine adds to a job is the task run minus `run_job`. With `py-spy` on PATH, one more one-worker
+drain (300 jobs, not counted: sampling slows it) is sampled and the samples grouped by where they
+fall. Nothing is pinned to a core: on a shared machine, compare runs made one after the other. The
+results overwrite bench/jobs-results.md.
 """
 
 import json
@@ -57,6 +58,7 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).resolve().parent / "jobs-results.md"
 LATENCY_JOBS = int(os.environ.get("BENCH_LATENCY_JOBS", "100"))
 JOBS = int(os.environ.get("BENCH_JOBS", "1000"))
+PROFILED_JOBS = 300
 TARGET_PICKUP_P50 = 1.0  # seconds
 TARGET_RATE_PER_WORKER = 20.0  # no-op jobs/s per worker process
 
@@ -205,7 +207,19 @@ def sampled(pid: int, path: Path) -> Iterator[bool]:
         yield False
         return
     profiler = subprocess.Popen(
-        [py_spy, "record", "--pid", str(pid), "--rate", "100", "--format", "raw", "--output", str(path)],
+        [
+            py_spy,
+            "record",
+            "--pid",
+            str(pid),
+            "--rate",
+            "100",
+            "--nonblocking",
+            "--format",
+            "raw",
+            "--output",
+            str(path),
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -278,7 +292,7 @@ class Drain:
     ids: list[str]
     seconds: float  # from the commit of the jobs to the last finished_at
     cpu_ms_per_job: float  # the workers' CPU time (user + system) over the jobs
-    prefect_cpu_ms_per_job: float  # the Prefect server's (None: not started by the bench)
+    prefect_cores: float  # the Prefect server's CPU seconds per second of the drain (0: not started here)
     machine_busy_cores: float  # every process's CPU over the drain: how much of the machine was in use
     attempts_over_one: int
 
@@ -287,14 +301,16 @@ class Drain:
         return len(self.ids) / self.seconds
 
 
-def drain(engine: Engine, container: Container, actor: Actor, running: list[Worker], server: int | None) -> Drain:
+def drain(
+    engine: Engine, container: Container, actor: Actor, running: list[Worker], server: int | None, jobs: int = JOBS
+) -> Drain:
     def cpu() -> tuple[float, float, tuple[float, float]]:
         workers = sum(process_cpu_seconds(w.process.pid) for w in running)
         return workers, tree_cpu_seconds(server) if server else 0.0, machine_cpu_seconds()
 
     before = cpu()
-    ids, committed = submit(container, actor, JOBS)
-    wait_finished(engine, ids, timeout=JOBS * 2)
+    ids, committed = submit(container, actor, jobs)
+    wait_finished(engine, ids, timeout=jobs * 2)
     after = cpu()
     times = job_times(engine, ids)
     seconds = max(finished for _, finished, _ in times) - committed
@@ -304,7 +320,7 @@ def drain(engine: Engine, container: Container, actor: Actor, running: list[Work
         ids,
         seconds,
         (after[0] - before[0]) * 1000 / len(ids),
-        (after[1] - before[1]) * 1000 / len(ids),
+        (after[1] - before[1]) / seconds,
         busy_cores,
         sum(attempts > 1 for *_, attempts in times),
     )
@@ -327,10 +343,11 @@ def main() -> None:
         pickup, done = latencies(engine, container, actor)
         print(f"pickup p50 {median(pickup) * 1000:.0f} ms, p99 {percentile(pickup, 0.99) * 1000:.0f} ms")
 
-        profile = Path(os.environ.get("BENCH_PROFILE") or scratch / "w1.profile")
-        with sampled(first.process.pid, profile) as profiled:
-            one = drain(engine, container, actor, [first], server)
+        one = drain(engine, container, actor, [first], server)
         print(f"1 worker: {len(one.ids)} jobs in {one.seconds:.1f} s: {one.rate:.1f} jobs/s")
+        profile = Path(os.environ.get("BENCH_PROFILE") or scratch / "w1.profile")
+        with sampled(first.process.pid, profile) as profiled:  # a drain of its own: sampling slows it
+            drain(engine, container, actor, [first], server, PROFILED_JOBS)
         second = stack.enter_context(worker("w2", env, scratch))
         two = drain(engine, container, actor, [first, second], server)
         print(f"2 workers: {len(two.ids)} jobs in {two.seconds:.1f} s: {two.rate:.1f} jobs/s")
@@ -410,8 +427,8 @@ def write_results(
         f"| 2 workers: {len(two.ids)} no-op jobs, commit to last finished | {two.seconds:.1f} s: {two.rate:.1f} jobs/s "
         f"({two.rate / 2:.1f} per worker) |",
         f"| workers' CPU per job, 1 worker / 2 workers | {one.cpu_ms_per_job:.1f} / {two.cpu_ms_per_job:.1f} ms |",
-        f"| Prefect server's CPU per job, 1 worker / 2 workers | {one.prefect_cpu_ms_per_job:.1f} "
-        f"/ {two.prefect_cpu_ms_per_job:.1f} ms |",
+        f"| Prefect server's CPU during the drain (cores), 1 worker / 2 workers | {one.prefect_cores:.2f} "
+        f"/ {two.prefect_cores:.2f} |",
         f"| machine's cores busy during the drain (all processes, of {os.cpu_count()}), 1 worker / 2 workers "
         f"| {one.machine_busy_cores:.2f} / {two.machine_busy_cores:.2f} |",
         f"| jobs claimed more than once (attempts > 1) | {one.attempts_over_one + two.attempts_over_one} |",
@@ -423,7 +440,7 @@ def write_results(
     if where:
         lines += [
             "",
-            "| where a job's time goes in the worker (py-spy samples of task runs and claims, 1 worker) | share |",
+            "| where a job's time goes in the worker (py-spy: task runs and claims, 1 worker, 300 more jobs) | share |",
         ]
         lines += ["|---|---:|", *(f"| {place} | {fraction * 100:.0f} % |" for place, fraction in where)]
     lines += [
