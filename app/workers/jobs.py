@@ -22,6 +22,8 @@ from uuid import UUID
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
+from prefect.context import SyncClientContext
+from prefect.settings import get_current_settings
 
 from app.domains.base.actors import Actor
 from app.domains.jobs.runner import run_job
@@ -37,7 +39,17 @@ def new_worker_id() -> str:
     return f"{socket.gethostname()[:64]}-{os.getpid()}-{secrets.token_hex(4)}"
 
 
-@task(name="job", task_run_name="job-{job_id}", cache_policy=NO_CACHE)
+# Prefect persists no result: the job's outcome is on its row. Naming a local result storage all the
+# same spares two requests per run (Prefect asks the server for its default storage otherwise, even
+# to store nothing). No timeout: Prefect cannot interrupt a sync task in a worker thread (it says so
+# in a warning per run); the lease is what bounds a job.
+@task(
+    name="job",
+    task_run_name="job-{job_id}",
+    cache_policy=NO_CACHE,
+    persist_result=False,
+    result_storage=get_current_settings().results.local_storage_path,
+)
 def run_claimed_job(job_id: str, worker_id: str) -> str | None:
     """One claimed job, as a Prefect task run: the job's status afterwards (None: the lease was
     lost, its outcome not recorded). Plain values in, as Prefect records a task run's inputs."""
@@ -57,10 +69,18 @@ class Dispatcher:
         self.poll_seconds = settings.job_poll_seconds
         self.concurrency = settings.job_concurrency
         self._stop = threading.Event()
+        self._slot_freed = threading.Event()
+        self._prefect = threading.local()  # each job thread's Prefect client context
+        self._clients: list[SyncClientContext] = []
+        self._prefect_reached = False
+        self._prefect_unanswered = False  # warned once
         self._running: set[Future[None]] = set()
         self._lock = threading.Lock()
 
     def claim(self, limit: int) -> list[UUID]:
+        """Lease up to `limit` jobs to this worker: none until Prefect has answered once."""
+        if not self._reach_prefect():
+            return []
         with self.container.unit_of_work(Actor.system()) as uow:
             return [job.id for job in uow.service(JobService).claim(self.worker_id, self.lease_seconds, limit)]
 
@@ -69,9 +89,8 @@ class Dispatcher:
         job is put back for a retry: recorded only while this worker still holds its lease, so an
         outcome already recorded stays."""
         try:
-            run_claimed_job.with_options(timeout_seconds=self.lease_seconds)(
-                job_id=str(job_id), worker_id=self.worker_id
-            )
+            self._enter_prefect_client()
+            run_claimed_job(job_id=str(job_id), worker_id=self.worker_id)
         except Exception as error:
             logger.warning("job %s: its task run failed (%s); it will be retried", job_id, type(error).__name__)
             try:
@@ -83,24 +102,29 @@ class Dispatcher:
     def drain(self) -> int:
         """Claim and run until nothing is claimable; returns how many ran."""
         ran = 0
-        with ThreadPoolExecutor(self.concurrency, thread_name_prefix="job") as pool:
-            while not self._stop.is_set():
-                free = self.concurrency - self._busy()
-                claimed = self.claim(free) if free else []
-                for job_id in claimed:
-                    self._submit(pool, job_id)
-                ran += len(claimed)
-                if not claimed and not self._busy():
-                    return ran
-                self._stop.wait(0.01 if claimed else 0.05)
+        try:
+            with ThreadPoolExecutor(self.concurrency, thread_name_prefix="job") as pool:
+                while not self._stop.is_set():
+                    free = self.concurrency - self._busy()
+                    claimed = self.claim(free) if free else []
+                    for job_id in claimed:
+                        self._submit(pool, job_id)
+                    ran += len(claimed)
+                    if not claimed and not self._busy():
+                        break
+                    self._stop.wait(0.01 if claimed else 0.05)
+        finally:
+            self._close_prefect_clients()
         return ran
 
     def run_forever(self) -> None:
-        """Poll for claimable jobs every JOB_POLL_SECONDS until `stop()`; a database outage is
+        """Claim jobs for every free slot until `stop()`: again as soon as a job finishes while
+        the queue has more, and every JOB_POLL_SECONDS once it is empty. A database outage is
         logged once per failure and retried at the next poll."""
         logger.info("job dispatcher %s: up to %d jobs at once", self.worker_id, self.concurrency)
         with ThreadPoolExecutor(self.concurrency, thread_name_prefix="job") as pool:
             while not self._stop.is_set():
+                self._slot_freed.clear()
                 free = self.concurrency - self._busy()
                 try:
                     claimed = self.claim(free) if free else []
@@ -109,12 +133,61 @@ class Dispatcher:
                     claimed = []
                 for job_id in claimed:
                     self._submit(pool, job_id)
-                if not claimed or len(claimed) < free:
+                if free and len(claimed) < free:  # nothing more to claim now: poll later
                     self._stop.wait(self.poll_seconds)
+                else:  # every slot taken and maybe more queued: claim when one frees
+                    self._slot_freed.wait(self.poll_seconds)
+        self._close_prefect_clients()
         logger.info("job dispatcher %s stopped", self.worker_id)
+
+    def _reach_prefect(self) -> bool:
+        """Whether Prefect has answered this process once. A task run checks the server's version
+        before it starts, once per process, and fails while it cannot: a job claimed then would
+        be put back with an attempt spent, and failed for good after JOB_MAX_ATTEMPTS of those.
+        Once checked, a task run sends no request to the server (its states go as events, which
+        Prefect drops while the server is down), so jobs run whether Prefect answers or not."""
+        if self._prefect_reached:
+            return True
+        context = SyncClientContext()
+        try:
+            with context:  # the version check the task runs would do
+                pass
+        except Exception as error:
+            context.client.__exit__(None, None, None)
+            log = logger.debug if self._prefect_unanswered else logger.warning
+            log("job dispatcher: Prefect did not answer (%s); claiming no job until it does", error)
+            self._prefect_unanswered = True
+            return False
+        self._prefect_reached = True
+        return True
+
+    def _enter_prefect_client(self) -> None:
+        """One Prefect API client per job thread, for the dispatcher's life. Without a client
+        context each task run builds a client of its own (an SSL context too, even for http://): a
+        fifth of a no-op job's time (bench/jobs-results.md). If Prefect is unreachable, entering
+        fails, and the thread's next job tries again."""
+        if getattr(self._prefect, "context", None) is not None:
+            return
+        context = SyncClientContext()
+        try:
+            context.__enter__()  # checks the server's version, once per process
+        except BaseException:
+            context.client.__exit__(None, None, None)
+            raise
+        self._prefect.context = context
+        with self._lock:
+            self._clients.append(context)
+
+    def _close_prefect_clients(self) -> None:
+        """Once the job threads are done: their clients' connections are closed."""
+        with self._lock:
+            clients, self._clients = self._clients, []
+        for context in clients:
+            context.client.__exit__(None, None, None)
 
     def stop(self) -> None:
         self._stop.set()
+        self._slot_freed.set()
 
     def _submit(self, pool: ThreadPoolExecutor, job_id: UUID) -> None:
         future = pool.submit(self.run, job_id)
@@ -125,6 +198,7 @@ class Dispatcher:
     def _done(self, future: Future[None]) -> None:
         with self._lock:
             self._running.discard(future)
+        self._slot_freed.set()
 
     def _busy(self) -> int:
         with self._lock:
