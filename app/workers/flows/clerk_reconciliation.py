@@ -11,13 +11,17 @@ from typing import Any
 from prefect import flow, get_run_logger
 
 from app.infrastructure.clerk_backend_api import MAX_PAGE_SIZE, ClerkAPIError
+from app.workers.outcomes import reported
+from app.workers.policy import MINUTE
 from app.workers.runtime import BatchSize, container
 from app.workers.tasks.reconcile_clerk_users import find_deleted_users, sync_users_page, tombstone_users
 
 OUTCOMES = ("created", "updated", "unchanged", "ignored", "failed")
 
 
-@flow(name="clerk-reconciliation")
+# Hourly: over before the next hour's run starts, which a run still going would get cancelled.
+@flow(name="clerk-reconciliation", timeout_seconds=50 * MINUTE)
+@reported
 def clerk_reconciliation(page_size: int = MAX_PAGE_SIZE, batch_size: BatchSize = None) -> dict[str, Any]:
     """Counts: created, updated, unchanged, ignored (tombstoned here, present in Clerk: left
     deleted), failed (could not be applied, see the log) and tombstoned (gone from Clerk)."""
