@@ -9,6 +9,11 @@ them without configuring anything, and an operator's own value still wins:
   events only to a server whose analytics are on (offline, each run logged `Failed to send telemetry`);
 - a first temporary server may take its time: it creates and migrates Prefect's database under
   PREFECT_HOME, which took over Prefect's default 20 s on a busy two-core machine and failed the run.
+
+One value is not a default but set: our flow runs send a heartbeat every HEARTBEAT_SECONDS (Prefect's
+minimum; its default is 180), because the automation that marks dead runs Crashed
+(crash_detection.py) waits three heartbeats, and both must agree. Runs on the work pool get it
+from prefect.yaml (their process imports Prefect before this package).
 """
 
 import os
@@ -18,5 +23,9 @@ PREFECT_DEFAULTS = {
     "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
 }
 
+HEARTBEAT_SECONDS = 30
+HEARTBEAT_SETTING = "PREFECT_FLOWS_HEARTBEAT_FREQUENCY"
+
 for _name, _value in PREFECT_DEFAULTS.items():
     os.environ.setdefault(_name, _value)
+os.environ[HEARTBEAT_SETTING] = str(HEARTBEAT_SECONDS)

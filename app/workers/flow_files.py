@@ -14,25 +14,27 @@ from pathlib import Path
 import prefect
 
 from app.infrastructure.config import PROJECT_ROOT
+from app.workers import HEARTBEAT_SECONDS, HEARTBEAT_SETTING
+from app.workers.crash_detection import ensure_crash_detection
 from app.workers.flows import FLOWS
+from app.workers.policy import COLLISION_STRATEGY
 from app.workers.registry import RegisteredFlow
 
 WORK_POOL = "app-flows"
+POOL = "pool"  # the deployments' name: <flow>/pool (`serve`'s are <flow>/served)
 TABLE_START = "<!-- flows: written by `uv run task sync-flows` from app/workers/flows/__init__.py -->"
 TABLE_END = "<!-- /flows -->"
 
 PREFECT_YAML_HEADER = f"""\
 # Written by `uv run task sync-flows` from the flow registry (app/workers/flows/__init__.py): edit the
 # registry, not this file (a test fails while the two differ).
-# The flows as deployments on a Prefect *process work pool*, for workers on several machines, with
-# PREFECT_API_URL naming the server (README, "Workers"):
-#   uv run prefect work-pool create {WORK_POOL} --type process
-#   uv run prefect work-pool set-concurrency-limit {WORK_POOL} 2
-#   APP_DIR=$PWD uv run prefect --no-prompt deploy --all    # from the project root
-#   uv run prefect worker start --pool {WORK_POOL}            # on each machine, where the code is at APP_DIR
-# Workers run each flow in a new process from APP_DIR, with the environment the app reads
-# (DATABASE_URL, ...). The schedules are the registry's defaults (FLOW_SCHEDULES applies to `serve`).
-# One worker process without a pool: `uv run task worker` (README, "Workers").
+# The flows as deployments `<flow>/{POOL}` on the Prefect *process work pool* `{WORK_POOL}`, for workers
+# on several machines: README, "Workers", lists the commands and the settings each machine needs (a
+# test runs them as written). The build step creates or updates the automation that marks dead runs
+# Crashed; each run sends heartbeats every {HEARTBEAT_SECONDS} s for it, and a run that would exceed a
+# deployment's concurrency limit is cancelled (app/workers/policy.py). The schedules are the
+# registry's defaults (FLOW_SCHEDULES applies to `serve`). One worker process without a pool:
+# `uv run task worker`.
 """
 
 
@@ -47,19 +49,27 @@ def prefect_yaml(flows: Mapping[str, RegisteredFlow]) -> str:
         "name: backend-template",
         f"prefect-version: {prefect.__version__}",
         "",
+        "build:",
+        f"  - {ensure_crash_detection.__module__}.{ensure_crash_detection.__name__}: {{}}",
+        "",
         "pull:",
         "  - prefect.deployments.steps.set_working_directory:",
         '      directory: "{{ $APP_DIR }}"',
         "",
         "deployments:",
     ]
-    for name, entry in flows.items():
+    for entry in flows.values():
         lines += [
-            f"  - name: {name}",  # lower case and dashes (the registry checks)
+            f"  - name: {POOL}",
             f"    entrypoint: {entry.entrypoint}",
             "    work_pool:",
             f"      name: {WORK_POOL}",
-            f"    concurrency_limit: {entry.concurrency_limit}",
+            "      job_variables:",
+            "        env:",
+            f"          {HEARTBEAT_SETTING}: {_quoted(str(HEARTBEAT_SECONDS))}",
+            "    concurrency_limit:",
+            f"      limit: {entry.concurrency_limit}",
+            f"      collision_strategy: {COLLISION_STRATEGY.value}",
         ]
         if entry.cron is None:
             lines.append("    schedules: []")

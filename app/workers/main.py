@@ -4,9 +4,12 @@
     python -m app.workers.main run maintenance --batch-size 500     # one flow, now (`task flow`)
 
 `serve` talks to PREFECT_API_URL; without one it starts a local Prefect server for as long as it
-runs. Its schedules are not paused on shutdown (`pause_on_shutdown=False`), so a restarted container
-keeps them. For several workers on several machines, deploy the same flows to a process work pool
-instead (prefect.yaml, README's "Workers").
+runs. It registers each flow as the deployment `<flow>/served` (prefect.yaml's are `<flow>/pool`, so
+neither path overwrites the other's), with the concurrency policy of app/workers/policy.py, and
+makes sure the server marks dead runs Crashed (crash_detection.py). Its schedules are not paused on
+shutdown (`pause_on_shutdown=False`), so a restarted container keeps them. For several workers on
+several machines, deploy the same flows to a process work pool instead (prefect.yaml, README's
+"Workers").
 """
 
 import argparse
@@ -22,23 +25,34 @@ from contextlib import contextmanager
 from typing import Any
 
 from prefect.context import refresh_global_settings_context
+from prefect.exceptions import FailedRun
 from prefect.schedules import Cron
 from prefect.settings import get_current_settings
 
 from app.infrastructure.config import Settings
+from app.workers.crash_detection import ensure_crash_detection
 from app.workers.flows import FLOWS
 from app.workers.jobs import Dispatcher
+from app.workers.policy import concurrency
+from app.workers.registry import FlowRegistry
 from app.workers.runtime import container
 
+SERVED = "served"  # `serve`'s deployments: <flow>/served
 
-def deployments(settings: Settings) -> list[Any]:
-    """One deployment per registered flow, named as the flow, on its schedule (UTC)."""
+
+def deployments(settings: Settings, flows: FlowRegistry = FLOWS) -> list[Any]:
+    """One deployment per registered flow, `<flow>/served`, on its schedule (UTC), with its
+    concurrency limit (a run beyond it is cancelled)."""
     try:
-        schedules = FLOWS.schedules(settings.flow_schedules)
+        schedules = flows.schedules(settings.flow_schedules)
     except ValueError as error:
         raise SystemExit(f"invalid settings: {error}") from None
     return [
-        FLOWS[name].flow.to_deployment(name=name, schedules=[Cron(cron, timezone="UTC")] if cron else [])
+        flows[name].flow.to_deployment(
+            name=SERVED,
+            schedules=[Cron(cron, timezone="UTC")] if cron else [],
+            concurrency_limit=concurrency(flows[name].concurrency_limit),
+        )
         for name, cron in schedules.items()
     ]
 
@@ -84,12 +98,13 @@ def wait_for(url: str, timeout: float) -> None:
             time.sleep(0.5)
 
 
-def serve() -> None:
+def serve(flows: FlowRegistry = FLOWS) -> None:
     """The scheduled flows, and the background jobs' dispatcher in a thread beside them."""
     from prefect import serve as prefect_serve  # noqa: PLC0415
 
-    served = deployments(container().settings)  # a bad FLOW_SCHEDULES stops it before any server starts
+    served = deployments(container().settings, flows)  # a bad FLOW_SCHEDULES stops it before any server starts
     with prefect_api(), dispatching():
+        ensure_crash_detection(flows)
         prefect_serve(*served, pause_on_shutdown=False)
 
 
@@ -137,7 +152,10 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "serve":
         serve()
         return
-    result = run(args.flow, _parameters(rest))
+    try:
+        result = run(args.flow, _parameters(rest))
+    except FailedRun as failed:  # failed steps, a skipped run: the state's message says which
+        raise SystemExit(str(failed)) from None
     print(json.dumps(result, default=str))  # noqa: T201
 
 

@@ -27,7 +27,7 @@ class RegisteredFlow:
     flow: Flow[..., Any]
     cron: str | None  # the default schedule, in UTC; None: on demand only
     summary: str  # one line for README's flow table
-    concurrency_limit: int = 1  # runs at once on the work pool (prefect.yaml)
+    concurrency_limit: int = 1  # runs of it at once, served or on the pool; one more is cancelled
 
     @property
     def name(self) -> str:

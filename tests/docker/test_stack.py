@@ -34,7 +34,7 @@ pytestmark = pytest.mark.docker
 TARGETS = ["api", "worker", "migrations"]
 IMAGE = "app-docker-test"
 DEV_TOOLS = ("pytest", "ruff", "mypy", "schemathesis", "uv")
-DEPLOYMENTS = set(FLOWS)  # the worker serves every registered flow
+DEPLOYMENTS = {(name, "served") for name in FLOWS}  # the worker serves every registered flow: <flow>/served
 VENV = "/srv/.venv"
 STOP_SECONDS = 8.0  # under docker stop's 10 s, after which SIGKILL (exit 137); ~0.5-4 s seen, by load
 
@@ -233,7 +233,9 @@ def test_the_api_is_ready_on_its_published_port(stack: Stack) -> None:
 
 def test_the_worker_registered_every_deployment(stack: Stack) -> None:
     def registered() -> bool:
-        return {d["name"] for d in stack.prefect("POST", "/deployments/filter", {})} >= DEPLOYMENTS
+        flows = {flow["id"]: flow["name"] for flow in stack.prefect("POST", "/flows/filter", {})}
+        served = {(flows.get(d["flow_id"]), d["name"]) for d in stack.prefect("POST", "/deployments/filter", {})}
+        return served >= DEPLOYMENTS
 
     wait_until("the worker's deployments on the Prefect server", registered, timeout=120)
 
@@ -245,8 +247,9 @@ def test_a_maintenance_run_completes_on_the_stack_database(stack: Stack) -> None
         "(gen_random_uuid(), now(), now(), 'clerk', 'msg_old', 'user.created', '{}', now() - interval '400 days'),"
         "(gen_random_uuid(), now(), now(), 'clerk', 'msg_new', 'user.created', '{}', now())"
     )
-    wait_until("the deployments", lambda: stack.prefect("POST", "/deployments/filter", {}), timeout=120)
-    deployment = next(d for d in stack.prefect("POST", "/deployments/filter", {}) if d["name"] == "maintenance")
+    deployment = wait_until(
+        "maintenance/served", lambda: stack.prefect("GET", "/deployments/name/maintenance/served"), timeout=120
+    )
     run = stack.prefect("POST", f"/deployments/{deployment['id']}/create_flow_run", {})
 
     def finished() -> str | None:

@@ -3,8 +3,12 @@ Prefect server, ~15 s to start) shared by the whole session. Flows use the test 
 `use_container`."""
 
 import dataclasses
+import importlib
+import json
 import os
+import pkgutil
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -14,11 +18,15 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 
 import pytest
+from prefect import Task, get_client
+from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, FlowRunFilter, FlowRunFilterId
+from prefect.client.schemas.objects import State, TaskRun
 from prefect.testing.utilities import prefect_test_harness
 
 from app.bootstrap import Container
 from app.infrastructure.clerk_backend_api import Backoff
 from app.workers.flows.clerk_reconciliation import clerk_reconciliation
+from app.workers.policy import TASK_RETRIES
 from app.workers.runtime import use_container
 from app.workers.tasks import reconcile_clerk_users as clerk_tasks
 from tests.clerk_helpers import json_server
@@ -72,3 +80,51 @@ def reconcile(worker: Container, fake_clerk: FakeClerk, waits: list[float]) -> I
     use_container(dataclasses.replace(worker, settings=settings))
     yield clerk_reconciliation
     use_container(worker)
+
+
+def worker_tasks() -> list[Task[..., Any]]:
+    """Every Prefect task defined under app/workers (its modules imported)."""
+    import app.workers
+
+    found: dict[int, Task[..., Any]] = {}
+    for module in pkgutil.walk_packages(app.workers.__path__, "app.workers."):
+        for value in vars(importlib.import_module(module.name)).values():
+            if isinstance(value, Task):
+                found[id(value)] = value
+    return list(found.values())
+
+
+@pytest.fixture
+def quick_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Transient errors retried as the policy says, after 0.2 s instead of 10-40 s."""
+    for task in worker_tasks():
+        monkeypatch.setattr(task, "retry_delay_seconds", [0.2] * TASK_RETRIES)
+        monkeypatch.setattr(task, "retry_jitter_factor", None)
+
+
+def counts_artifact(state: State[Any]) -> dict[str, Any]:
+    """The `<flow>-counts` table a flow run published: {count: value}."""
+    flow_run_id = state.state_details.flow_run_id
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]))
+        )
+    [artifact] = artifacts
+    assert artifact.type == "table"
+    assert artifact.key
+    assert artifact.key.endswith("-counts")
+    assert isinstance(artifact.data, str)
+    return {row["count"]: row["value"] for row in json.loads(artifact.data)}
+
+
+def task_runs(state: State[Any], timeout: float = 20) -> dict[str, TaskRun]:
+    """The flow run's task runs by task name, once all are final (the server records them from events)."""
+    flow_run_filter = FlowRunFilter(id=FlowRunFilterId(any_=[state.state_details.flow_run_id]))
+    deadline = time.monotonic() + timeout
+    with get_client(sync_client=True) as client:
+        while True:
+            runs = client.read_task_runs(flow_run_filter=flow_run_filter)
+            if runs and all(run.state and run.state.is_final() for run in runs):
+                return {run.name.rsplit("-", 1)[0]: run for run in runs}  # "revoke_expired_api_keys-3f2"
+            assert time.monotonic() < deadline, f"task runs not final in {timeout} s: {runs}"
+            time.sleep(0.5)

@@ -66,7 +66,7 @@ def test_the_recipe_adds_a_flow_by_its_own_file_and_one_registry_entry(tmp_path:
     entry_lines = registry_tail.splitlines(keepends=True)[1:-1]  # between `FLOWS = FlowRegistry(` and `)`
     assert entry_lines[0] == "    ...,\n"  # the entries already there
     entry_lines = entry_lines[1:]
-    name = re.search(r'@flow\(name="([a-z0-9-]+)"\)', flow_code)
+    name = re.search(r'@flow\(name="([a-z0-9-]+)"', flow_code)
     assert name, "the flow is named"
     assert commands == [
         "sync-flows",
@@ -129,7 +129,7 @@ def test_the_recipe_adds_a_flow_by_its_own_file_and_one_registry_entry(tmp_path:
     task("sync-flows")
     task("format")
     result = task(f"flow -- {name.group(1)}")
-    assert result.splitlines()[-1] == "0", result  # nobody joined the copy's empty database
+    assert result.splitlines()[-1] == '{"signups": 0}', result  # nobody joined the copy's empty database
     task("lint")
     task("typecheck")
     task(f"test -- {REGISTRY_TESTS}")
@@ -142,7 +142,7 @@ def test_the_recipe_adds_a_flow_by_its_own_file_and_one_registry_entry(tmp_path:
     readme_after = (project / "README.md").read_text()
     assert outside_the_table(readme_after) == outside_the_table(readme_before)
     assert f"| `{name.group(1)}` |" in readme_after
-    assert f"name: {name.group(1)}\n" in (project / "prefect.yaml").read_text()
+    assert f"entrypoint: {flow_path}:" in (project / "prefect.yaml").read_text()
 
     by_hand = list(difflib.ndiff(registry_before.splitlines(), (project / REGISTRY).read_text().splitlines()))
     added, removed = (sum(line.startswith(sign) for line in by_hand) for sign in ("+ ", "- "))

@@ -10,6 +10,7 @@ from email.utils import format_datetime
 from typing import Any
 
 import pytest
+from prefect.client.schemas.objects import StateType
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -22,9 +23,11 @@ from app.domains.users.models import APIKey, User
 from app.infrastructure.clerk_backend_api import Backoff, ClerkAPI, ClerkAPIError, retry_after_seconds
 from app.workers.flows import FLOWS
 from app.workers.flows.clerk_reconciliation import clerk_reconciliation
+from app.workers.main import main
 from tests.clerk_helpers import SAMPLES
 from tests.conftest import actor_of
 from tests.workers.clerk_backend_fake import SECRET_KEY, T0, FakeClerk, clerk_user
+from tests.workers.conftest import counts_artifact
 
 
 def client(fake: FakeClerk, asked: list[float], **options: Any) -> ClerkAPI:
@@ -176,10 +179,19 @@ def test_the_flow_is_registered_hourly_and_flow_schedules_moves_it() -> None:
 # -- the flow, run by Prefect ---------------------------------------------------------------------
 
 
-def test_skipped_without_a_secret_key(worker: Container, fake_clerk: FakeClerk) -> None:
+def test_skipped_without_a_secret_key_and_not_green(worker: Container, fake_clerk: FakeClerk) -> None:
+    """A missing secret needs someone: the run ends Failed, named Skipped, with the reason."""
     assert worker.settings.clerk_secret_key is None
-    assert clerk_reconciliation() == {"skipped": "CLERK_SECRET_KEY is not set"}
+    state = clerk_reconciliation(return_state=True)
+    assert (state.type, state.name, state.message) == (
+        StateType.FAILED,
+        "Skipped",
+        "clerk-reconciliation skipped: CLERK_SECRET_KEY is not set",
+    )
+    assert counts_artifact(state) == {"skipped": "CLERK_SECRET_KEY is not set"}
     assert fake_clerk.calls == []
+    with pytest.raises(SystemExit, match=r"^clerk-reconciliation skipped: CLERK_SECRET_KEY is not set$"):
+        main(["run", "clerk-reconciliation"])  # `task flow -- clerk-reconciliation`: exit 1, one line
 
 
 def test_pages_are_applied_then_a_second_run_changes_nothing(
@@ -252,7 +264,12 @@ def test_a_user_that_cannot_be_applied_fails_alone(
         {"id": "user_bad", "first_name": "x" * 500},  # not storable
         json.loads((SAMPLES / "user_created_realistic.json").read_text())["data"],  # a full User object
     ]
-    assert reconcile(page_size=5) == counts(created=3, failed=2)
+    state = reconcile(page_size=5, return_state=True)
+    assert state.is_failed()  # not green: two users need someone's attention (see the log)
+    assert state.message == (
+        "clerk-reconciliation: failed: 2 (all else ran: see the clerk-reconciliation-counts artifact)"
+    )
+    assert counts_artifact(state) == counts(created=3, failed=2)
     assert {u.clerk_id for u in session.scalars(select(User).where(User.clerk_id.is_not(None)))} == {
         "user_000",
         "user_001",

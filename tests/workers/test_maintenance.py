@@ -1,15 +1,20 @@
-"""The maintenance and user-report flows, run for real by Prefect against SQLite and PostgreSQL."""
+"""The maintenance and user-report flows, run for real by Prefect against SQLite and PostgreSQL: what they
+change, and how a run ends when a step hits a lock or fails."""
 
-from collections.abc import Callable
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from uuid import UUID
 
 import pytest
 from prefect.exceptions import ParameterTypeError
-from sqlalchemy import func, select
+from sqlalchemy import func, make_url, select, text
 from sqlalchemy.orm import Session
 
-from app.bootstrap import Container
+from app.bootstrap import Container, bootstrap
 from app.domains.base.actors import Actor, Role
 from app.domains.base.exceptions import PermissionDeniedError
 from app.domains.base.models import utcnow
@@ -22,10 +27,15 @@ from app.domains.users.models import APIKey, User
 from app.domains.users.service import APIKeyService, UserService
 from app.domains.webhooks.models import WebhookEvent
 from app.domains.webhooks.service import WebhookEventService
+from app.infrastructure.config import Settings
+from app.infrastructure.database import Database
 from app.workers.flows.maintenance import maintenance
 from app.workers.flows.user_report import user_report
+from app.workers.runtime import use_container
 from app.workers.tasks.maintenance import archive_stale_projects
 from tests.conftest import actor_of
+from tests.helpers import backend_name, settings_for
+from tests.workers.conftest import counts_artifact, task_runs
 
 
 def _count(session: Session, statement) -> int:
@@ -236,3 +246,147 @@ def test_a_batch_size_out_of_range_is_refused_before_any_work(worker: Container,
     """SQLite reads LIMIT -1 as "no limit": a batch that never comes back short would loop forever."""
     with pytest.raises(ParameterTypeError):
         maintenance(batch_size=batch_size)
+
+
+# -- when something goes wrong: retries, a step that fails alone, the counts artifact -------------------
+
+
+@pytest.fixture
+def impatient(worker: Container) -> Iterator[Container]:
+    """The flows on the test database with a 1 s statement timeout (SQLite: busy timeout)."""
+    container = bootstrap(settings_for(worker.settings.database_url, database_statement_timeout_seconds=1))
+    use_container(container)
+    yield container
+    use_container(worker)
+    container.dispose()
+
+
+@contextmanager
+def webhook_events_locked(settings: Settings, database: Database) -> Iterator[Callable[[], None]]:
+    """Another transaction holding a lock that keeps the flow from deleting webhook events (on SQLite,
+    from writing anything); yields the function that ends it."""
+    if backend_name(settings) == "sqlite":
+        other = sqlite3.connect(make_url(settings.database_url).database or "", check_same_thread=False)
+        other.execute("BEGIN IMMEDIATE")
+        release = other.close  # rolls back; closing twice is harmless
+    else:
+        connection = database.engine.connect()
+        connection.begin()
+        connection.execute(text("LOCK TABLE webhook_events IN EXCLUSIVE MODE"))
+        release = connection.close
+    try:
+        yield release
+    finally:
+        release()
+
+
+def _seed_work(session: Session, make_user: Callable[..., User], make_api_key: Callable[..., str]) -> None:
+    """Two expired keys, one user tombstoned 8 days ago (with a key), two webhook deliveries 31 days old."""
+    owner, gone = make_user(), make_user()
+    make_api_key(owner), make_api_key(owner), make_api_key(gone)
+    now = utcnow()
+    session.execute(APIKey.__table__.update().where(APIKey.user_id == owner.id).values(expires_at=now))
+    session.execute(User.__table__.update().where(User.id == gone.id).values(deleted_at=now - timedelta(days=8)))
+    for number in range(2):
+        session.add(
+            WebhookEvent(
+                source="clerk", svix_id=f"msg_old_{number}", type="user.updated", received_at=now - timedelta(days=31)
+            )
+        )
+    session.commit()
+
+
+def test_a_step_that_hits_a_lock_is_retried_and_the_run_completes(
+    impatient: Container,
+    quick_retries: None,
+    settings: Settings,
+    database: Database,
+    session: Session,
+    make_user: Callable[..., User],
+    make_api_key: Callable[..., str],
+) -> None:
+    """The issue's day: a lock held past the statement timeout. Transient: the step runs again."""
+    _seed_work(session, make_user, make_api_key)
+    with webhook_events_locked(settings, database) as release:
+        timer = threading.Timer(2.5, release)  # past the 1 s timeout of a first attempt
+        timer.start()
+        started = time.monotonic()
+        state = maintenance(batch_size=10, return_state=True)
+        elapsed = time.monotonic() - started
+        timer.join()
+
+    assert state.is_completed(), state.message
+    assert state.result() == {
+        "api_keys_revoked": 2,
+        "webhook_events_deleted": 2,
+        "tombstoned_users_removed": 1,
+        "their_api_keys_removed": 1,
+        "tombstoned_organizations_removed": 0,
+        "projects_archived": 0,
+    }
+    attempts = {name: run.run_count for name, run in task_runs(state).items()}
+    print(f"\nlock released after 2.5 s; run completed in {elapsed:.1f} s; attempts: {attempts}")
+    assert elapsed > 2.5
+    # PostgreSQL: the table lock holds up one step; SQLite: the database lock, the first step that writes
+    retried = "delete_old_webhook_events" if backend_name(settings) == "postgresql" else "remove_old_tombstones"
+    assert attempts[retried] >= 2
+    assert counts_artifact(state) == state.result()
+
+
+def test_a_step_that_fails_fails_alone_and_the_run_ends_failed_naming_it(
+    worker: Container,
+    quick_retries: None,
+    database: Database,
+    session: Session,
+    make_user: Callable[..., User],
+    make_api_key: Callable[..., str],
+    make_organization: Callable[..., Organization],
+    make_project: Callable[..., Project],
+) -> None:
+    """A table the step needs is missing (a bad deploy, say): not transient, so not retried; the steps
+    after it still run, and the run is Failed, not a green run with a warning in its log."""
+    _seed_work(session, make_user, make_api_key)
+    stale = _touched(session, [make_project(make_organization())], 31)
+    with database.engine.begin() as connection:
+        connection.execute(text("ALTER TABLE webhook_events RENAME TO webhook_events_elsewhere"))
+    try:
+        state = maintenance(batch_size=10, return_state=True)
+    finally:
+        with database.engine.begin() as connection:
+            connection.execute(text("ALTER TABLE webhook_events_elsewhere RENAME TO webhook_events"))
+
+    assert state.is_failed()
+    print(f"\n{state.message}")
+    assert state.message
+    assert state.message.startswith("maintenance: step delete_old_webhook_events failed (")
+    assert state.message.endswith("(all else ran: see the maintenance-counts artifact)")
+    runs = task_runs(state)
+    assert runs["delete_old_webhook_events"].run_count == 1  # not transient: not run again
+    assert {name for name, run in runs.items() if run.state and run.state.is_completed()} == {
+        "remove_old_tombstones",
+        "revoke_expired_api_keys",
+        "remove-tombstoned-organizations",
+        "archive-stale-projects",
+    }
+    published = counts_artifact(state)
+    reason = published.pop("step delete_old_webhook_events failed")
+    # The database's error in one line, without values (as the API logs one): the table is missing.
+    assert reason in {"UndefinedTable (SQLSTATE 42P01)", "OperationalError: no such table: webhook_events"}
+    assert reason in state.message
+    assert published == {
+        "api_keys_revoked": 2,
+        "webhook_events_deleted": "(its step failed)",
+        "tombstoned_users_removed": 1,
+        "their_api_keys_removed": 1,
+        "tombstoned_organizations_removed": 0,
+        "projects_archived": 1,
+    }
+    assert _statuses(session, stale) == ["archived"]  # the last step ran
+    assert _count(session, select(APIKey).where(APIKey.revoked_at.is_(None))) == 0
+
+
+def test_every_run_publishes_its_counts(worker: Container, make_user: Callable[..., User]) -> None:
+    make_user()
+    state = user_report(since_hours=24, return_state=True)
+    assert state.is_completed()
+    assert counts_artifact(state) == state.result() == {"active_members": 1, "new": 1}

@@ -3,20 +3,27 @@ README's flow table, FLOW_SCHEDULES and Prefect's defaults all follow from it (o
 against it here)."""
 
 import importlib
+import itertools
 import re
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 import yaml
+from cronsim import CronSim
 from prefect import flow
+from prefect.cache_policies import NO_CACHE
+from prefect.client.schemas.objects import ConcurrencyLimitStrategy
 from pydantic import ValidationError
 
 from app.infrastructure.config import PROJECT_ROOT, Settings
-from app.workers import flow_files
+from app.workers import HEARTBEAT_SECONDS, flow_files
 from app.workers.flows import FLOWS
 from app.workers.main import deployments
+from app.workers.policy import TASK_RETRIES, TASK_TIMEOUT_SECONDS, retry_transient
 from app.workers.registry import FlowRegistry, RegisteredFlow
 from tests.helpers import settings_for
+from tests.workers.conftest import worker_tasks
 
 
 @flow(name="sample-flow")
@@ -116,23 +123,51 @@ def test_a_malformed_flow_schedules_is_refused(monkeypatch: pytest.MonkeyPatch, 
         Settings(_env_file=None)
 
 
-def test_serve_deploys_every_registered_flow_on_its_schedule_in_utc() -> None:
-    served = {deployment.name: deployment for deployment in deployments(settings_for("sqlite://"))}
+def test_serve_deploys_every_registered_flow_on_its_schedule_in_utc_as_served() -> None:
+    served = {deployment.flow_name: deployment for deployment in deployments(settings_for("sqlite://"))}
     assert list(served) == list(FLOWS)
     for name, deployment in served.items():
+        assert deployment.name == "served"  # <flow>/served: not the pool's <flow>/pool
         assert deployment.entrypoint == FLOWS[name].entrypoint
         [schedule] = deployment.schedules
         assert (schedule.schedule.cron, schedule.schedule.timezone) == (FLOWS[name].cron, "UTC")
+        assert deployment.concurrency_limit == FLOWS[name].concurrency_limit
+        assert deployment.concurrency_options.collision_strategy == ConcurrencyLimitStrategy.CANCEL_NEW
 
 
 def test_serve_applies_flow_schedules_and_refuses_a_bad_one_naming_the_setting() -> None:
     first, *others = FLOWS
     moved = deployments(settings_for("sqlite://", flow_schedules={first: "17 4 * * *", others[0]: "off"}))
-    schedules = {deployment.name: [s.schedule.cron for s in deployment.schedules] for deployment in moved}
+    schedules = {deployment.flow_name: [s.schedule.cron for s in deployment.schedules] for deployment in moved}
     assert schedules[first] == ["17 4 * * *"]
     assert schedules[others[0]] == []
     with pytest.raises(SystemExit, match=r"^invalid settings: FLOW_SCHEDULES: 'nope' is no registered flow"):
         deployments(settings_for("sqlite://", flow_schedules={"nope": "0 1 * * *"}))
+
+
+# -- how runs behave: every task and flow under the policy (app/workers/policy.py) -----------------
+
+
+def test_every_task_retries_transient_errors_only_and_has_a_timeout() -> None:
+    tasks = worker_tasks()
+    assert len(tasks) >= 8
+    for task in tasks:
+        policy = (task.cache_policy, task.retries, task.retry_condition_fn, task.timeout_seconds)
+        assert policy == (NO_CACHE, TASK_RETRIES, retry_transient, TASK_TIMEOUT_SECONDS), (
+            f"task {task.name}: decorate it with @task(**TASK_POLICY)"
+        )
+        assert task.retry_delay_seconds == [10, 20, 40]
+
+
+def test_every_flow_has_a_timeout_that_ends_it_before_its_next_scheduled_run() -> None:
+    for name, entry in FLOWS.items():
+        timeout = entry.flow.timeout_seconds
+        assert timeout, f"flow {name}: give its @flow a timeout_seconds"
+        if entry.cron:
+            times = CronSim(entry.cron, datetime(2026, 1, 1, tzinfo=UTC))
+            starts = [next(times) for _ in range(100)]
+            interval = min((later - earlier).total_seconds() for earlier, later in itertools.pairwise(starts))
+            assert timeout < interval, f"flow {name}: a run could still be going at the next start"
 
 
 # -- prefect.yaml and README's table ---------------------------------------------------------------
@@ -142,18 +177,26 @@ def test_prefect_yaml_deploys_every_registered_flow_as_the_registry_says() -> No
     """Read as Prefect reads it, independently of the code that writes it."""
     document = yaml.safe_load((PROJECT_ROOT / "prefect.yaml").read_text())
     declared = {
-        deployment["name"]: (
-            deployment["entrypoint"],
+        deployment["entrypoint"]: (
+            deployment["name"],
             deployment["work_pool"]["name"],
             deployment["concurrency_limit"],
             [(schedule["cron"], schedule["timezone"]) for schedule in deployment["schedules"]],
+            deployment["work_pool"]["job_variables"],
         )
         for deployment in document["deployments"]
     }
     assert declared == {
-        name: (entry.entrypoint, "app-flows", entry.concurrency_limit, [(entry.cron, "UTC")] if entry.cron else [])
-        for name, entry in FLOWS.items()
+        entry.entrypoint: (
+            "pool",
+            "app-flows",
+            {"limit": entry.concurrency_limit, "collision_strategy": "CANCEL_NEW"},
+            [(entry.cron, "UTC")] if entry.cron else [],
+            {"env": {"PREFECT_FLOWS_HEARTBEAT_FREQUENCY": str(HEARTBEAT_SECONDS)}},  # what crash detection expects
+        )
+        for entry in FLOWS.values()
     }
+    assert document["build"] == [{"app.workers.crash_detection.ensure_crash_detection": {}}]
     assert document["pull"] == [{"prefect.deployments.steps.set_working_directory": {"directory": "{{ $APP_DIR }}"}}]
 
 
@@ -187,9 +230,9 @@ def test_sync_flows_rewrites_only_what_is_stale_and_check_names_it(tmp_path: Pat
         f"{flow_files.TABLE_END}\n\nafter\n"
     )
     document = yaml.safe_load((tmp_path / "prefect.yaml").read_text())
-    assert [(d["name"], d["schedules"]) for d in document["deployments"]] == [
-        ("sample-flow", [{"cron": "0 3 * * *", "timezone": "UTC"}]),
-        ("other-flow", []),
+    assert [(d["entrypoint"].split(":")[1], d["schedules"]) for d in document["deployments"]] == [
+        ("sample_flow", [{"cron": "0 3 * * *", "timezone": "UTC"}]),
+        ("other_flow", []),
     ]
 
 

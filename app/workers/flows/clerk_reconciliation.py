@@ -15,6 +15,8 @@ from typing import Any
 from prefect import flow, get_run_logger
 
 from app.infrastructure.clerk_backend_api import MAX_PAGE_SIZE, ClerkAPIError
+from app.workers.outcomes import reported
+from app.workers.policy import MINUTE
 from app.workers.runtime import BatchSize, container
 from app.workers.tasks.reconcile_clerk_organizations import (
     end_memberships,
@@ -31,7 +33,9 @@ OUTCOMES = ("created", "updated", "unchanged", "ignored", "failed")
 type RunLogger = Logger | LoggerAdapter[Logger]
 
 
-@flow(name="clerk-reconciliation")
+# Hourly: over before the next hour's run starts, which a run still going would get cancelled.
+@flow(name="clerk-reconciliation", timeout_seconds=50 * MINUTE)
+@reported
 def clerk_reconciliation(page_size: int = MAX_PAGE_SIZE, batch_size: BatchSize = None) -> dict[str, Any]:
     """Counts: created, updated, unchanged, ignored (tombstoned here, present in Clerk: left
     deleted), failed (could not be applied, see the log) and tombstoned (gone from Clerk) for users;

@@ -1,24 +1,24 @@
 """`user-report` (daily): the pattern in small. A task opens its own unit of work and calls a domain
-service; the flow passes plain values and logs what it got."""
+service; the flow passes plain values, and `@reported` publishes what it returns (app/workers/outcomes.py)."""
 
 from datetime import timedelta
 
-from prefect import flow, get_run_logger, task
-from prefect.cache_policies import NO_CACHE
+from prefect import flow, task
 
 from app.domains.base.models import utcnow
 from app.domains.users.service import UserService
+from app.workers.outcomes import reported
+from app.workers.policy import MINUTE, TASK_POLICY
 from app.workers.runtime import unit_of_work
 
 
-@task(cache_policy=NO_CACHE)
+@task(**TASK_POLICY)
 def count_users(since_hours: int) -> dict[str, int]:
     with unit_of_work() as uow:
         return uow.service(UserService).report(since=utcnow() - timedelta(hours=since_hours))
 
 
-@flow(name="user-report")
+@flow(name="user-report", timeout_seconds=10 * MINUTE)  # three counts: seconds, on any table
+@reported
 def user_report(since_hours: int = 24) -> dict[str, int]:
-    counts = count_users(since_hours)
-    get_run_logger().info("users: %s", counts)
-    return counts
+    return count_users(since_hours)

@@ -1,2 +1,3 @@
-"""Reusable Prefect tasks. Database tasks use `cache_policy=NO_CACHE`: their inputs are plain values
-and their effect must happen every run."""
+"""Reusable Prefect tasks. Every task is `@task(**TASK_POLICY)` (app/workers/policy.py): no cache
+(inputs are plain values and the effect must happen every run), retried on transient errors, bounded
+in time."""

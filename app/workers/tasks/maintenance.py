@@ -3,7 +3,6 @@
 from datetime import timedelta
 
 from prefect import task
-from prefect.cache_policies import NO_CACHE
 
 from app.domains.base.models import utcnow
 from app.domains.base.unit_of_work import UnitOfWork
@@ -13,10 +12,11 @@ from app.domains.projects.models import Project
 from app.domains.projects.service import ProjectService
 from app.domains.users.service import APIKeyService, UserService
 from app.domains.webhooks.service import WebhookEventService
+from app.workers.policy import TASK_POLICY
 from app.workers.tasks.batches import in_batches
 
 
-@task(cache_policy=NO_CACHE)
+@task(**TASK_POLICY)
 def revoke_expired_api_keys(batch_size: int) -> int:
     now = utcnow()
     return in_batches(
@@ -24,7 +24,7 @@ def revoke_expired_api_keys(batch_size: int) -> int:
     )
 
 
-@task(cache_policy=NO_CACHE)
+@task(**TASK_POLICY)
 def delete_old_webhook_events(retention_days: int, batch_size: int) -> int:
     cutoff = utcnow() - timedelta(days=retention_days)
     return in_batches(
@@ -34,7 +34,7 @@ def delete_old_webhook_events(retention_days: int, batch_size: int) -> int:
     )
 
 
-@task(cache_policy=NO_CACHE)
+@task(**TASK_POLICY)
 def remove_old_tombstones(retention_days: int, batch_size: int) -> dict[str, int]:
     """Tombstoned users deleted longer ago than the retention, and their API keys."""
     cutoff = utcnow() - timedelta(days=retention_days)
@@ -50,7 +50,7 @@ def remove_old_tombstones(retention_days: int, batch_size: int) -> dict[str, int
     return removed
 
 
-@task(name="archive-stale-projects", cache_policy=NO_CACHE)
+@task(name="archive-stale-projects", **TASK_POLICY)
 def archive_stale_projects(draft_archive_days: int, batch_size: int) -> int:
     """Draft projects not updated for that many days, archived (those of live organizations: the
     system's view of projects)."""
@@ -67,7 +67,7 @@ def archive_stale_projects(draft_archive_days: int, batch_size: int) -> int:
 ORGANIZATION_OWNED_TABLES = (Project,)
 
 
-@task(name="remove-tombstoned-organizations", cache_policy=NO_CACHE)
+@task(name="remove-tombstoned-organizations", **TASK_POLICY)
 def remove_tombstoned_organizations(retention_days: int, batch_size: int) -> int:
     """Organizations tombstoned longer ago than the retention, with their rows."""
     cutoff = utcnow() - timedelta(days=retention_days)
@@ -80,7 +80,7 @@ def remove_tombstoned_organizations(retention_days: int, batch_size: int) -> int
     )
 
 
-@task(cache_policy=NO_CACHE)
+@task(**TASK_POLICY)
 def delete_finished_jobs(retention_days: int, batch_size: int) -> int:
     """Jobs that succeeded or failed longer ago than the retention, with their results."""
     cutoff = utcnow() - timedelta(days=retention_days)

@@ -7,12 +7,12 @@ from collections import Counter, defaultdict
 from typing import Any
 
 from prefect import get_run_logger, task
-from prefect.cache_policies import NO_CACHE
 
 from app.domains.base.unit_of_work import UnitOfWork
 from app.domains.organizations.clerk_organization_reconciliation import ClerkOrganizationReconciliation
 from app.domains.users.clerk_user_reconciliation import Reconciled
 from app.infrastructure.clerk_backend_api import ClerkAPIError
+from app.workers.policy import TASK_POLICY
 from app.workers.runtime import unit_of_work
 from app.workers.tasks.reconcile_clerk_users import apply_page, clerk_api
 
@@ -25,7 +25,7 @@ def _reconcile_membership(uow: UnitOfWork, membership: dict[str, Any]) -> Reconc
     return uow.service(ClerkOrganizationReconciliation).reconcile_membership(membership)
 
 
-@task(cache_policy=NO_CACHE)
+@task(**TASK_POLICY)
 def sync_organizations_page(offset: int, limit: int) -> dict[str, Any]:
     """Fetch one page of Clerk's organizations and apply it in one transaction (`apply_page`).
 
@@ -39,7 +39,7 @@ def sync_organizations_page(offset: int, limit: int) -> dict[str, Any]:
     return {"size": len(organizations), "ids": ids, **counts}
 
 
-@task(cache_policy=NO_CACHE)
+@task(**TASK_POLICY)
 def sync_memberships(organization_ids: list[str], limit: int, batch_size: int) -> dict[str, Any]:
     """List the memberships of each of these organizations, `limit` a page, each page applied in
     one transaction; for an organization whose memberships were listed completely, find its local
@@ -94,7 +94,7 @@ def _members_absent(organization: str, listed: set[str], batch_size: int) -> lis
     return absent
 
 
-@task(cache_policy=NO_CACHE)
+@task(**TASK_POLICY)
 def find_deleted_organizations(listed: list[str], batch_size: int) -> list[str]:
     """Local live organizations missing from a complete listing that Clerk confirms it no longer
     has (`GET /organizations/{id}` answers 404): offset paging is no snapshot, and a tombstone is final."""
@@ -116,7 +116,7 @@ def find_deleted_organizations(listed: list[str], batch_size: int) -> list[str]:
     return gone
 
 
-@task(cache_policy=NO_CACHE)
+@task(**TASK_POLICY)
 def tombstone_organizations(clerk_ids: list[str], batch_size: int) -> int:
     """Tombstone these organizations, `batch_size` per transaction."""
     done = 0
@@ -129,7 +129,7 @@ def tombstone_organizations(clerk_ids: list[str], batch_size: int) -> int:
     return done
 
 
-@task(cache_policy=NO_CACHE)
+@task(**TASK_POLICY)
 def find_ended_memberships(absent: list[tuple[str, str]]) -> list[tuple[str, str]]:
     """The (organization, user) pairs missing from their organization's listing that Clerk confirms
     are no longer memberships: the user's own memberships (`GET /users/{id}/organization_memberships`,
@@ -152,7 +152,7 @@ def _organization_id(membership: dict[str, Any]) -> str | None:
     return organization.get("id") if isinstance(organization, dict) else None
 
 
-@task(cache_policy=NO_CACHE)
+@task(**TASK_POLICY)
 def end_memberships(pairs: list[tuple[str, str]], batch_size: int) -> int:
     """End the memberships of these (organization, user) pairs, `batch_size` per transaction."""
     done = 0

@@ -8,12 +8,12 @@ from collections.abc import Callable
 from typing import Any
 
 from prefect import get_run_logger, task
-from prefect.cache_policies import NO_CACHE
 
 from app.domains.base.exceptions import DomainError
 from app.domains.base.unit_of_work import UnitOfWork
 from app.domains.users.clerk_user_reconciliation import ClerkUserReconciliation, Reconciled
 from app.infrastructure.clerk_backend_api import Backoff, ClerkAPI
+from app.workers.policy import TASK_POLICY
 from app.workers.runtime import container, unit_of_work
 
 # How failed requests are retried; tests swap in one that does not really wait.
@@ -70,7 +70,7 @@ def _reconcile_user(uow: UnitOfWork, user: dict[str, Any]) -> Reconciled:
     return uow.service(ClerkUserReconciliation).reconcile_user(user)
 
 
-@task(cache_policy=NO_CACHE)
+@task(**TASK_POLICY)
 def sync_users_page(offset: int, limit: int) -> dict[str, Any]:
     """Fetch one page of Clerk's users and apply it in one transaction (`apply_page`).
 
@@ -84,7 +84,7 @@ def sync_users_page(offset: int, limit: int) -> dict[str, Any]:
     return {"size": len(users), "ids": ids, **counts}
 
 
-@task(cache_policy=NO_CACHE)
+@task(**TASK_POLICY)
 def find_deleted_users(listed: list[str], batch_size: int) -> list[str]:
     """Local Clerk users missing from a complete listing that Clerk confirms it no longer has.
 
@@ -108,7 +108,7 @@ def find_deleted_users(listed: list[str], batch_size: int) -> list[str]:
     return [clerk_id for clerk_id in absent if clerk_id not in still_there]
 
 
-@task(cache_policy=NO_CACHE)
+@task(**TASK_POLICY)
 def tombstone_users(clerk_ids: list[str], batch_size: int) -> int:
     """Tombstone these users, `batch_size` per transaction."""
     done = 0
