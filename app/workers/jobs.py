@@ -21,13 +21,13 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from uuid import UUID
 
 from prefect import task
-from prefect.cache_policies import NO_CACHE
 from prefect.context import SyncClientContext
 from prefect.settings import get_current_settings
 
 from app.domains.base.actors import Actor
 from app.domains.jobs.runner import run_job
 from app.domains.jobs.service import JobService
+from app.workers.policy import JOB_TASK, JOB_TASK_POLICY
 from app.workers.runtime import container
 
 logger = logging.getLogger(__name__)
@@ -44,9 +44,9 @@ def new_worker_id() -> str:
 # to store nothing). No timeout: Prefect cannot interrupt a sync task in a worker thread (it says so
 # in a warning per run); the lease is what bounds a job.
 @task(
-    name="job",
+    name=JOB_TASK,
     task_run_name="job-{job_id}",
-    cache_policy=NO_CACHE,
+    **JOB_TASK_POLICY,
     persist_result=False,
     result_storage=get_current_settings().results.local_storage_path,
 )

@@ -62,6 +62,17 @@ TASK_POLICY: dict[str, Any] = {
 }
 
 
+# The one task outside TASK_POLICY, and why: its retries, backoff and time bound are the job row's.
+JOB_TASK = "job"
+JOB_TASK_POLICY: dict[str, Any] = {
+    # A background job (app/workers/jobs.py) is retried by its row (JOB_MAX_ATTEMPTS, with backoff,
+    # counted in `attempts`) and bounded by its lease (JOB_LEASE_SECONDS): a task retry would run it
+    # again outside that count, and Prefect cannot interrupt a sync task in a worker thread anyway.
+    "cache_policy": NO_CACHE,
+    "retries": 0,
+}
+
+
 def concurrency(limit: int) -> ConcurrencyLimitConfig:
     """A deployment's concurrency: `limit` runs at once, any further one cancelled."""
     return ConcurrencyLimitConfig(limit=limit, collision_strategy=COLLISION_STRATEGY)

@@ -20,7 +20,7 @@ from app.infrastructure.config import PROJECT_ROOT, Settings
 from app.workers import HEARTBEAT_SECONDS, flow_files
 from app.workers.flows import FLOWS
 from app.workers.main import deployments
-from app.workers.policy import TASK_RETRIES, TASK_TIMEOUT_SECONDS, retry_transient
+from app.workers.policy import JOB_TASK, TASK_RETRIES, TASK_TIMEOUT_SECONDS, retry_transient
 from app.workers.registry import FlowRegistry, RegisteredFlow
 from tests.helpers import settings_for
 from tests.workers.conftest import worker_tasks
@@ -129,8 +129,8 @@ def test_serve_deploys_every_registered_flow_on_its_schedule_in_utc_as_served() 
     for name, deployment in served.items():
         assert deployment.name == "served"  # <flow>/served: not the pool's <flow>/pool
         assert deployment.entrypoint == FLOWS[name].entrypoint
-        [schedule] = deployment.schedules
-        assert (schedule.schedule.cron, schedule.schedule.timezone) == (FLOWS[name].cron, "UTC")
+        crons = [(schedule.schedule.cron, schedule.schedule.timezone) for schedule in deployment.schedules]
+        assert crons == ([(FLOWS[name].cron, "UTC")] if FLOWS[name].cron else [])  # None: on demand only
         assert deployment.concurrency_limit == FLOWS[name].concurrency_limit
         assert deployment.concurrency_options.collision_strategy == ConcurrencyLimitStrategy.CANCEL_NEW
 
@@ -152,6 +152,9 @@ def test_every_task_retries_transient_errors_only_and_has_a_timeout() -> None:
     tasks = worker_tasks()
     assert len(tasks) >= 8
     for task in tasks:
+        if task.name == JOB_TASK:  # retried and bounded by its job row instead (policy.JOB_TASK_POLICY)
+            assert (task.cache_policy, task.retries) == (NO_CACHE, 0)
+            continue
         policy = (task.cache_policy, task.retries, task.retry_condition_fn, task.timeout_seconds)
         assert policy == (NO_CACHE, TASK_RETRIES, retry_transient, TASK_TIMEOUT_SECONDS), (
             f"task {task.name}: decorate it with @task(**TASK_POLICY)"
