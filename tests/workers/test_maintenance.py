@@ -323,6 +323,7 @@ def test_a_step_that_hits_a_lock_is_retried_and_the_run_completes(
         "their_api_keys_removed": 1,
         "tombstoned_organizations_removed": 0,
         "projects_archived": 0,
+        "finished_jobs_deleted": 0,
     }
     attempts = {name: run.run_count for name, run in task_runs(state).items()}
     print(f"\nlock released after 2.5 s; run completed in {elapsed:.1f} s; attempts: {attempts}")
@@ -367,6 +368,7 @@ def test_a_step_that_fails_fails_alone_and_the_run_ends_failed_naming_it(
         "revoke_expired_api_keys",
         "remove-tombstoned-organizations",
         "archive-stale-projects",
+        "delete_finished_jobs",
     }
     published = counts_artifact(state)
     reason = published.pop("step delete_old_webhook_events failed")
@@ -380,8 +382,9 @@ def test_a_step_that_fails_fails_alone_and_the_run_ends_failed_naming_it(
         "their_api_keys_removed": 1,
         "tombstoned_organizations_removed": 0,
         "projects_archived": 1,
+        "finished_jobs_deleted": 0,
     }
-    assert _statuses(session, stale) == ["archived"]  # the last step ran
+    assert _statuses(session, stale) == ["archived"]  # the steps after the failed one ran
     assert _count(session, select(APIKey).where(APIKey.revoked_at.is_(None))) == 0
 
 
