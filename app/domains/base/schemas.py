@@ -17,6 +17,15 @@ def reject_nul(value: Any) -> Any:
     return value
 
 
+def reject_null(value: Any) -> Any:
+    """For an Update schema's fields that are optional only because a PATCH may leave them out:
+    `_required = field_validator("name", "status")(reject_null)`. A field validator, so the error
+    names the field (an absent field is not validated)."""
+    if value is None:
+        raise ValueError("cannot be null")
+    return value
+
+
 class InputSchema(SQLModel):
     """Base of every Create/Update schema: unknown fields refused, NUL refused in every string."""
 

@@ -1,13 +1,12 @@
 """What crosses the projects domain's boundary: create/update inputs and the public view."""
 
 from datetime import datetime
-from typing import Any
 from uuid import UUID
 
 from pydantic import field_validator
 from sqlmodel import Field
 
-from app.domains.base.schemas import InputSchema
+from app.domains.base.schemas import InputSchema, reject_null
 from app.domains.projects.models import ProjectBase, ProjectStatus
 
 
@@ -25,13 +24,7 @@ class ProjectUpdate(InputSchema):
     description: str | None = Field(default=None, max_length=2000)
     status: ProjectStatus | None = None
 
-    @field_validator("name", "status")
-    @classmethod
-    def _required_fields_are_not_null(cls, value: Any) -> Any:
-        """A field validator, so the error names the field (an absent field is not validated)."""
-        if value is None:
-            raise ValueError("cannot be null")
-        return value
+    _required = field_validator("name", "status")(reject_null)
 
 
 class ProjectPublic(ProjectBase):

@@ -1,7 +1,7 @@
 """What crosses the domain's boundary: create/update inputs and public views (never the tables)."""
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 from urllib.parse import urlsplit
 from uuid import UUID
 
@@ -12,7 +12,7 @@ from sqlmodel import Field
 
 from app.domains.base.actors import Role
 from app.domains.base.permissions import permissions
-from app.domains.base.schemas import AwareUTCDatetime, InputSchema
+from app.domains.base.schemas import AwareUTCDatetime, InputSchema, reject_null
 from app.domains.users.emails import MAX_LENGTH, InvalidEmailError, normalized_email
 from app.domains.users.models import APIKeyBase, UserBase
 
@@ -64,13 +64,7 @@ class UserUpdate(UserInput):
     role: Role | None = None
     is_active: bool | None = None
 
-    @field_validator("email", "role", "is_active")
-    @classmethod
-    def _required_fields_are_not_null(cls, value: Any) -> Any:
-        """A field validator, so the error names the field (an absent field is not validated)."""
-        if value is None:
-            raise ValueError("cannot be null")
-        return value
+    _required = field_validator("email", "role", "is_active")(reject_null)
 
 
 class UserPublic(UserBase):
