@@ -14,7 +14,7 @@ from app.infrastructure.config import PROJECT_ROOT
 TASK = shutil.which("task", path=str(Path(sys.executable).parent)) or "task"
 DOCUMENTED = [
     *("install", "dev", "worker", "flow", "test", "test-cov", "lint", "format", "typecheck", "migrate"),
-    *("migrate-create", "populate", "generate-user", "generate-key", "bench", "bench-jobs"),
+    *("migrate-create", "populate", "generate-user", "generate-key", "bench", "bench-jobs", "clients"),
     *("docker-build-all", "docker-up", "docker-logs", "docker-down", "db-up"),
 ]
 
