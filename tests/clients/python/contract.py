@@ -60,8 +60,15 @@ __all__ = [
     "list_projects",
     "member",
     "revoke_api_key",
+    "scopes",
     "update_project",
 ]
+
+
+def scopes(*names: str) -> list[str]:
+    """`APIKeyCreate.scopes` as the generated model types its items (plain strings until the document
+    lists the permissions as an enum)."""
+    return list(names)
 
 
 def error_keys(problem: ProblemDetails) -> list[Any]:

@@ -41,6 +41,7 @@ from contract import (
     list_projects,
     member,
     revoke_api_key,
+    scopes,
     update_project,
 )
 
@@ -140,7 +141,7 @@ def main() -> None:
 
     # API keys: create (narrower scopes), list, a 422, the 403 of a missing scope, a 429, revoke, the 401
     request = APIKeyCreate(
-        name=f"read-only {TAG}", scopes=["projects:read"], expires_at=datetime.now(UTC) + timedelta(days=1)
+        name=f"read-only {TAG}", scopes=scopes("projects:read"), expires_at=datetime.now(UTC) + timedelta(days=1)
     )
     key = answer("createApiKey", create_api_key.sync_detailed(client=owner, body=request), 201, APIKeyCreated)
     assert key.scopes == ["projects:read"]

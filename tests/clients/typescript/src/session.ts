@@ -10,7 +10,17 @@
 import assert from "node:assert/strict";
 import createClient from "openapi-fetch";
 
-import { errorKeys, member, type paths, type Problem } from "./contract.js";
+import {
+  type APIKeyCreated,
+  type APIKeyPage,
+  errorKeys,
+  member,
+  type paths,
+  type Problem,
+  type ProjectPage,
+  type ProjectPublic,
+  type UserPublic,
+} from "./contract.js";
 
 function env(name: string): string {
   const value = process.env[name];
@@ -45,14 +55,15 @@ function problemOf(error: Problem | undefined, status: number): Problem {
 {
   const { data, response } = await owner.GET("/api/users/me");
   expectStatus("getCurrentUser", response, 200);
-  assert.equal(data?.email, env("OWNER_EMAIL"));
+  const me: UserPublic | undefined = data;
+  assert.equal(me?.email, env("OWNER_EMAIL"));
 }
 
 // create, list with every parameter, patch, get, delete
 const name = `Apollo ${tag}`;
 const created = await owner.POST("/api/projects", { body: { name, description: "first", status: "draft" } });
 expectStatus("createProject", created.response, 201);
-const project = created.data;
+const project: ProjectPublic | undefined = created.data;
 assert.ok(project);
 assert.equal(project.name, name);
 {
@@ -71,13 +82,14 @@ assert.equal(project.name, name);
     },
   });
   expectStatus("listProjects (every parameter)", response, 200);
-  assert.ok(data);
+  const page: ProjectPage | undefined = data;
+  assert.ok(page);
   assert.deepEqual(
-    data.items.map((item) => item.id),
+    page.items.map((item) => item.id),
     [project.id],
   );
-  assert.equal(data.total, 1);
-  assert.equal(data.total_is_exact, true);
+  assert.equal(page.total, 1);
+  assert.equal(page.total_is_exact, true);
 }
 const path = { params: { path: { project_id: project.id } } };
 {
@@ -122,7 +134,7 @@ const issued = await owner.POST("/api/api-keys", {
   body: { name: `read-only ${tag}`, scopes: ["projects:read"], expires_at: expiresAt },
 });
 expectStatus("createApiKey", issued.response, 201);
-const key = issued.data;
+const key: APIKeyCreated | undefined = issued.data;
 assert.ok(key);
 assert.deepEqual(key.scopes, ["projects:read"]);
 assert.ok(key.key.startsWith(`${key.prefix}_`));
@@ -131,7 +143,8 @@ assert.ok(key.key.startsWith(`${key.prefix}_`));
     params: { query: { limit: 100, order_by: "created_at", sort_order: "desc" } },
   });
   expectStatus("listApiKeys", response, 200);
-  const listed = data?.items.find((item) => item.id === key.id);
+  const keys: APIKeyPage | undefined = data;
+  const listed = keys?.items.find((item) => item.id === key.id);
   assert.equal(listed?.name, `read-only ${tag}`);
   assert.equal(listed?.revoked_at, null);
   assert.equal("key" in (listed ?? {}), false, "a listed key never shows its secret");
