@@ -92,12 +92,12 @@ def show(result: Plan) -> None:
     print("would add:")
     for path, lines in result.additions.items():
         for line in lines:
-            shown = line if not line.startswith("controllers = [") else f"{line.split(', ')[-1][:-1]}, at the end of `controllers`"
-            print(f"  {path}: {shown}")
+            entry = line.removeprefix("controllers = [..., ").removesuffix("]")
+            print(f"  {path}: {line if entry == line else f'{entry}, at the end of `controllers`'}")
     for path, text in result.appended.items():
         definitions = [line.split("(")[0] for line in text.splitlines() if line.startswith(("class ", "def "))]
         print(f"  {path}: {', '.join(definitions)} (at its end)")
-    print(f'would generate with Alembic: migrations/versions/<date>_<revision>_add_{result.domain.names.plural}.py')
+    print(f"would generate with Alembic: migrations/versions/<date>_<revision>_add_{result.domain.names.plural}.py")
 
 
 @dataclass
@@ -143,6 +143,8 @@ def run(*command: str, env: dict[str, str] | None = None) -> str:
 
 
 def format_files(paths: list[str]) -> None:
+    """Formatted, then fixed (imports sorted), then checked: a finding left fails the generation."""
+    run(sys.executable, "-m", "ruff", "format", "--quiet", *paths)
     run(sys.executable, "-m", "ruff", "check", "--fix", "--quiet", *paths)
     run(sys.executable, "-m", "ruff", "format", "--quiet", *paths)
 

@@ -3,6 +3,7 @@ the text of every file it writes (from `templates/`, one file each, `${name}` pl
 
 import importlib
 import pkgutil
+import textwrap
 from dataclasses import dataclass, replace
 from pathlib import Path
 from string import Template
@@ -20,10 +21,15 @@ def render(template: str, values: dict[str, str]) -> str:
     return Template((TEMPLATES / template).read_text()).substitute(values)
 
 
+def _docstring(text: str, indent: int = 8) -> str:
+    """A docstring's text wrapped to the line length, its later lines indented under the first."""
+    return textwrap.fill(text, width=120 - indent - 6, subsequent_indent=" " * indent)
+
+
 def _services() -> dict[str, type]:
     """table name -> the service class of every domain table (imports every domain's service)."""
     import app.domains  # noqa: PLC0415  (the app is imported only when a domain is planned)
-    import app.models  # noqa: F401, PLC0415
+    import app.models  # noqa: PLC0415
     from app.domains.base.service import Service  # noqa: PLC0415
 
     for module in pkgutil.iter_modules(app.domains.__path__):
@@ -84,6 +90,18 @@ def resolve_reference(field: Field, domain: Names, owned_by: str) -> Field:
     return replace(field, reference=reference)
 
 
+def _resolved(field: Field, names: Names, owned_by: str) -> Field:
+    """The field with what it needs from the domain: an enum's class name, a reference's target."""
+    if field.kind == "enum":
+        enum_class = f"{names.model}{camel(field.name)}"
+        if camel(field.name) in {"Base", "Create", "Update", "Public", "Service", "Repository", "Permission"}:
+            raise SpecError(f"field {field.name!r}: its enum's class {enum_class} would clash with a generated class")
+        return replace(field, enum_class=enum_class)
+    if field.kind == "fk":
+        return resolve_reference(field, names, owned_by)
+    return field
+
+
 @dataclass(frozen=True)
 class Domain:
     names: Names
@@ -103,16 +121,7 @@ class Domain:
             seen.add(field.name)
         if not any(field.kind == "str" for field in fields):
             raise SpecError("give one str field at least: lists search it, and the tests change it")
-        resolved = []
-        for field in fields:
-            if field.kind == "enum":
-                field = replace(field, enum_class=f"{names.model}{camel(field.name)}")
-                if field.enum_class.removeprefix(names.model) in {"Base", "Create", "Update", "Public"}:
-                    raise SpecError(f"field {field.name!r}: its enum's class would clash with {field.enum_class}")
-            if field.kind == "fk":
-                field = resolve_reference(field, names, owned_by)
-            resolved.append(field)
-        return cls(names, owned_by, tuple(resolved))
+        return cls(names, owned_by, tuple(_resolved(field, names, owned_by) for field in fields))
 
     # -- shared values ------------------------------------------------------------------------------
 
@@ -123,6 +132,9 @@ class Domain:
     @property
     def references(self) -> list[Field]:
         return [field for field in self.fields if field.reference is not None]
+
+    def _targets(self) -> list[Reference]:
+        return [field.reference for field in self.references if field.reference is not None]
 
     def _has(self, kind: str) -> bool:
         return any(field.kind == kind for field in self.fields)
@@ -147,6 +159,7 @@ class Domain:
             "models_title": n.title,
             "Models_title": n.title.capitalize(),
             "model_title": n.singular_title,
+            "a_model_title": f"{'an' if n.singular_title[0] in 'aeiou' else 'a'} {n.singular_title}",
             "owner_plural": owned[0],
             "owner_column": self.owner_column,
             "sortable": ", ".join(f'"{name}"' for name in sortable),
@@ -179,7 +192,11 @@ class Domain:
         }
 
     def _models(self) -> dict[str, str]:
-        imports = ["from uuid import UUID", "from sqlmodel import Field, SQLModel", "from app.domains.base.models import TableBase"]
+        imports = [
+            "from uuid import UUID",
+            "from sqlmodel import Field, SQLModel",
+            "from app.domains.base.models import TableBase",
+        ]
         if self.owned_by == "organization" or any(field.kind in {"text", "int", "enum"} for field in self.fields):
             imports.append("import sqlalchemy as sa")
         imports += self._type_imports(schema=False)
@@ -253,7 +270,7 @@ class Domain:
                 "from collections.abc import Mapping",
                 "from pydantic import BaseModel",
                 "from app.domains.base.models import TableBase",
-                *sorted({f"from {field.reference.service_module} import {field.reference.service}" for field in references if field.reference}),
+                *sorted({f"from {ref.service_module} import {ref.service}" for ref in self._targets()}),
             ]
             values |= self._reference_checks()
         imports.append(f"from app.domains.base.exceptions import {', '.join(sorted(exceptions))}")
@@ -262,7 +279,7 @@ class Domain:
     def _reference_checks(self) -> dict[str, str]:
         n = self.names
         organization = self.owned_by == "organization"
-        owner, owner_type = (("organization_id", "organization") if organization else ("owner_id", "owner"))
+        owner, owner_type = ("organization_id", "organization") if organization else ("owner_id", "owner")
         checks = []
         for field in self.references:
             reference = field.reference
@@ -280,8 +297,10 @@ class Domain:
                 ]
         row_references = ", ".join(f'"{field.name}": row.{field.name}' for field in self.references)
         whose = "of the request's tenant" if organization else "of its owner"
-        moved = "moved: what it refers to must be of its new organization" if organization else (
-            "given to another user: what it refers to must be theirs"
+        moved = (
+            "moved: what it refers to must be of its new organization"
+            if organization
+            else ("given to another user: what it refers to must be theirs")
         )
         write_check = (
             "        ensure_can_write_in_organization(self.actor)  # refused before any reference is read\n"
@@ -325,6 +344,9 @@ def unknown_reference(key: str) -> DomainValidationError:
         }
 
     def _routes(self) -> dict[str, str]:
+        return {name: _docstring(text) for name, text in self._route_docs().items()}
+
+    def _route_docs(self) -> dict[str, str]:
         title = self.names.title
         refers = " Each row it refers to must be one of the same organization (else 422)." if self.references else ""
         if self.owned_by == "organization":
@@ -425,17 +447,18 @@ def unknown_reference(key: str) -> DomainValidationError:
             *self._test_imports(),
             "from app.bootstrap import Container",
             "from app.domains.base.actors import Actor",
-            "from app.domains.base.exceptions import DomainValidationError, NotFoundError",
             "from app.domains.base.lists import ListParams",
             "from app.domains.base.unit_of_work import UnitOfWork",
             f"from app.domains.{n.plural}.schemas import {n.model}Create",
             f"from app.domains.{n.plural}.service import {n.model}Service",
             "from tests.conftest import actor_of",
         ]
+        exceptions = ["DomainValidationError", "NotFoundError"]
         if self.owned_by == "organization":
-            imports[-5] = "from app.domains.base.exceptions import DomainValidationError, NotFoundError, PermissionDeniedError"
+            exceptions.append("PermissionDeniedError")
         else:
             imports.append("from app.domains.base.actors import Role")
+        imports.append(f"from app.domains.base.exceptions import {', '.join(exceptions)}")
         return {"imports": "\n".join(imports), "row": self._literal(self._rows()[0]), **self._reference_lists()}
 
     # -- edits of existing files -------------------------------------------------------------------
@@ -472,13 +495,12 @@ def unknown_reference(key: str) -> DomainValidationError:
             body.append("    session.commit()")
         body.append("    return {" + ", ".join(returned) + "}")
         if self.references:
-            doc = f"The rows a {n.singular_title} refers to, stored for that organization (or user)."
+            doc = f"The rows {self.values()['a_model_title']} refers to, stored for that organization (or user)."
         else:
-            doc = f"A {n.singular_title} refers to no other row (the tests call this as they would for one that does)."
+            doc = f"{self.values()['a_model_title'].capitalize()} refers to no other row (the tests ask all the same)."
         text = render(
             "factory.py.tmpl",
             self.values()
             | {"factory_fields": "\n".join(lines), "references_doc": doc, "references_body": "\n".join(body)},
         )
         return imports, text
-

@@ -87,12 +87,11 @@ class Field:
         arguments = {
             "str": f"min_length=1, max_length={self.max_length}, index=True",
             "text": f"default=None, max_length={self.max_length}, sa_type=sa.Text",
-            "int": f"ge=-{BIGINT + 1}, le={BIGINT}, sa_type=sa.BigInteger, index=True",
+            "int": "ge=-(2**63), le=2**63 - 1, sa_type=sa.BigInteger, index=True",
             "bool": "default=False",
             "decimal": f"max_digits={self.precision}, decimal_places={self.scale}, index=True",
             "datetime": "default=None, index=True",
-            "enum": f"default={self.enum_class}.{self.first_member}, sa_type=sa.String({self.enum_length}), "
-            "index=True",
+            "enum": f"default={self.enum_class}.{self.first_member}, sa_type=sa.String({self.enum_length}), index=True",
             "fk": f'foreign_key="{self.reference.table if self.reference else ""}.id", ondelete="CASCADE", index=True',
         }[self.kind]
         return f"{self.name}: {self.annotation()} = Field({arguments})"
@@ -114,7 +113,7 @@ class Field:
         arguments = {
             "str": f"default=None, min_length=1, max_length={self.max_length}",
             "text": f"default=None, max_length={self.max_length}",
-            "int": f"default=None, ge=-{BIGINT + 1}, le={BIGINT}",
+            "int": "default=None, ge=-(2**63), le=2**63 - 1",
             "decimal": f"default=None, max_digits={self.precision}, decimal_places={self.scale}",
         }.get(self.kind)
         if self.kind == "datetime":
@@ -173,7 +172,7 @@ class Field:
                 ("with NUL", '"nu\\x00l"'),
             ],
             "text": [(f"of {self.max_length + 1} characters", f'"t" * {self.max_length + 1}'), ("with NUL", '"\\x00"')],
-            "int": [("not a number", '"many"'), ("a fraction", "1.5"), ("past bigint", str(BIGINT + 1))],
+            "int": [("not a number", '"many"'), ("a fraction", "1.5"), ("past bigint", "2**63")],
             "bool": [("not a boolean", '"maybe"')],
             "decimal": [
                 ("not a number", '"lots"'),
