@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from scripts.try_adding_a_domain import Run, prepare
+from scripts.try_adding_a_domain import ROOT, Run, prepare
 
 DOMAINS = {
     "invoices": [
@@ -111,6 +111,8 @@ def main() -> int:
     copy = Path(tempfile.mkdtemp(prefix="new-domain-check-"))
     try:
         run = Run(copy, prepare(copy))
+        if (ROOT / ".mypy_cache").is_dir():  # warm: typecheck re-reads only what changed (~90 s cold)
+            shutil.copytree(ROOT / ".mypy_cache", copy / ".mypy_cache")
         check(run)
         print(f"seconds, from the copy to the last check: {time.monotonic() - started:.0f}")
         return 0
