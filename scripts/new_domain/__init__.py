@@ -1,0 +1,1 @@
+"""`task new-domain`: a working, tested domain in one command (see README, "Adding a domain")."""
