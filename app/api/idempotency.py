@@ -115,7 +115,7 @@ class IdempotentRequest:
     def _stored(self, result: Any) -> StoredResponse:
         status, headers, content, media_type = self.status_code, {}, result, MediaType.JSON.value
         if isinstance(result, Response):
-            status, content = result.status_code, result.content
+            status, content = result.status_code or status, result.content
             headers = {name: str(value) for name, value in result.headers.items()}
             media_type = str(getattr(result.media_type, "value", result.media_type) or media_type)
         body = b"" if content is None else encode_json(content, self.serializer)

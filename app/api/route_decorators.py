@@ -102,7 +102,7 @@ def _in_unit_of_work(fn: Handler, requires: str | None, admin: bool, public: boo
             return operation() if idempotency is None else idempotency.respond(uow, operation)
 
     # Litestar injects what the wrapper declares: the unit of work, and the key on idempotent routes.
-    added = {} if wants_uow else {"uow": UnitOfWorkDep}
+    added: dict[str, Any] = {} if wants_uow else {"uow": UnitOfWorkDep}
     if idempotent:
         added["idempotency"] = idempotency_header.IdempotencyDep
     wrapper = idempotent_handler if idempotent else handler
