@@ -91,28 +91,22 @@ def _in_unit_of_work(fn: Handler, requires: str | None, admin: bool, public: boo
             return fn(*args, uow=uow, **kwargs) if wants_uow else fn(*args, **kwargs)
 
     @functools.wraps(fn)
-    def idempotent_handler(
-        *args: Any, uow: RequestUnitOfWork, idempotency: idempotency_header.IdempotentRequest | None, **kwargs: Any
-    ) -> Any:
+    def idempotent_handler(*args: Any, uow: RequestUnitOfWork, **kwargs: Any) -> Any:
         with uow:  # the key's claim and stored response commit (or roll back) with the operation
             _check(uow.authenticate(anonymous=public), requires, admin)
-            operation = (
+            if uow.idempotency is None:  # no Idempotency-Key: as any other route
+                return fn(*args, uow=uow, **kwargs) if wants_uow else fn(*args, **kwargs)
+            call = (
                 functools.partial(fn, *args, uow=uow, **kwargs) if wants_uow else functools.partial(fn, *args, **kwargs)
             )
-            return operation() if idempotency is None else idempotency.respond(uow, operation)
+            return uow.idempotency.respond(uow, call)
 
-    # Litestar injects what the wrapper declares: the unit of work, and the key on idempotent routes.
-    added: dict[str, Any] = {} if wants_uow else {"uow": UnitOfWorkDep}
-    if idempotent:
-        added["idempotency"] = idempotency_header.IdempotencyDep
     wrapper = idempotent_handler if idempotent else handler
-    if added:
-        extra = [
-            inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=hint) for name, hint in added.items()
-        ]
+    if not wants_uow:  # Litestar injects the unit of work into the wrapper all the same
+        uow_parameter = inspect.Parameter("uow", inspect.Parameter.KEYWORD_ONLY, annotation=UnitOfWorkDep)
         # `__signature__` is what inspect (and so Litestar) reads; mypy does not know functions carry it.
-        wrapper.__signature__ = signature.replace(parameters=[*signature.parameters.values(), *extra])  # type: ignore[attr-defined]
-        wrapper.__annotations__ = {**fn.__annotations__, **added}
+        wrapper.__signature__ = signature.replace(parameters=[*signature.parameters.values(), uow_parameter])  # type: ignore[attr-defined]
+        wrapper.__annotations__ = {**fn.__annotations__, "uow": UnitOfWorkDep}
     return wrapper
 
 
@@ -143,7 +137,8 @@ def _route(litestar_decorator: Callable[..., Any], *, body: bool = False) -> Cal
             kwargs.setdefault("security", [{}])
         if idempotent:  # the key's header, its 409 and 422, and the replay's response header
             statuses |= {409, 422}
-            kwargs["dependencies"] = {**(kwargs.get("dependencies") or {}), **idempotency_header.DEPENDENCY}
+            kwargs["opt"][idempotency_header.IDEMPOTENT] = True
+            kwargs.setdefault("operation_class", idempotency_header.IdempotentOperation)
             kwargs["response_headers"] = [
                 *(kwargs.get("response_headers") or []),
                 idempotency_header.REPLAYED_RESPONSE_HEADER,
