@@ -10,6 +10,7 @@ The API, the CLI, the flows and the tests all start here:
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from functools import partial
 
 from sqlalchemy.orm import Session
@@ -17,6 +18,7 @@ from sqlalchemy.orm import Session
 import app.models  # noqa: F401  (every domain's tables and permissions are registered)
 from app.domains.base.actors import Actor
 from app.domains.base.unit_of_work import ServiceFactories, UnitOfWork
+from app.domains.idempotency.service import IdempotencyService
 from app.domains.jobs.rules import JobLimits
 from app.domains.jobs.service import JobService
 from app.domains.users.service import APIKeyService
@@ -54,6 +56,9 @@ class Container:
             ServiceFactories()
             .register(APIKeyService, partial(APIKeyService, hasher=self.hasher, attempts=self.attempts))
             .register(JobService, partial(JobService, limits=limits))
+            .register(
+                IdempotencyService, partial(IdempotencyService, ttl=timedelta(hours=settings.idempotency_key_ttl_hours))
+            )
         )
 
     def unit_of_work(self, actor: Actor | None = None, *, read_only: bool = False) -> UnitOfWork:

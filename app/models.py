@@ -4,6 +4,7 @@ permissions and the Clerk events it applies. A new domain is one more line here.
 
 from sqlmodel import SQLModel
 
+from app.domains.idempotency import models as _idempotency  # noqa: F401
 from app.domains.jobs import models as _jobs  # noqa: F401  (and, by its package, its job kinds)
 from app.domains.organizations import clerk_organization_sync as _organizations  # noqa: F401  (and its events)
 from app.domains.projects import models as _projects  # noqa: F401

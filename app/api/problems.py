@@ -86,7 +86,7 @@ def _domain_error(request: Request[Any, Any, Any], exc: DomainError) -> Response
     headers = None
     if status == 401:
         headers = {"WWW-Authenticate": 'Bearer, ApiKey realm="X-API-Key"'}
-    elif status == 429:
+    elif "retry_after" in exc.extra:  # 429, and a 409 for an Idempotency-Key still in use
         headers = {"Retry-After": str(exc.extra["retry_after"])}
     if status in {401, 429}:  # one line, never the credential itself
         client = request.client.host if request.client else "-"

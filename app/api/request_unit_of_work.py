@@ -11,6 +11,7 @@ from uuid import UUID
 from litestar import Request
 
 from app.api.auth import SAFE_METHODS, Credential, CredentialKind, token_refused
+from app.api.idempotency import IDEMPOTENT, IdempotentRequest, read_idempotent_request
 from app.api.request_log import REQUEST_UNIT_OF_WORK
 from app.bootstrap import Container
 from app.domains.base.actors import Actor
@@ -32,6 +33,7 @@ class RequestUnitOfWork(UnitOfWork):
         self.container = container
         self.credential = credential
         self.client = client  # the peer's address: failed authentications are counted per client
+        self.idempotency: IdempotentRequest | None = None  # the Idempotency-Key, on routes that take one
 
     @property
     def user_id(self) -> UUID | None:
@@ -79,6 +81,8 @@ async def provide_unit_of_work(request: Request[Any, Any, Any]) -> RequestUnitOf
     client = request.client.host if request.client else None
     uow = RequestUnitOfWork(request.app.state.container, credential, read_only=read_only, client=client)
     request.scope["state"][REQUEST_UNIT_OF_WORK] = uow  # the access log names its actor
+    if request.route_handler.opt.get(IDEMPOTENT):  # read here, on the loop: no dependency of its own
+        uow.idempotency = await read_idempotent_request(request)
     return uow
 
 

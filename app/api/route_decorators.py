@@ -12,7 +12,9 @@ PATCH or DELETE, while a GET's statements each commit on their own on PostgreSQL
 
 `requires` names a permission, `admin=True` reserves the route to admins, `public=True` skips
 authentication (the actor is anonymous: it sees no row). `errors` lists the statuses besides the
-ones every route may return, so the OpenAPI document states them all.
+ones every route may return, so the OpenAPI document states them all. `idempotent=True` (a creating
+POST) accepts an `Idempotency-Key` header (`app.api.idempotency`); requests without one take the
+same path as on any other route.
 """
 
 import dataclasses
@@ -28,6 +30,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from pydantic import BaseModel
 from sqlmodel import SQLModel
 
+from app.api import idempotency as idempotency_header
 from app.api.dependencies import UnitOfWorkDep
 from app.api.problems import PROBLEM_MEDIA_TYPE, ProblemDetails
 from app.api.request_unit_of_work import RequestUnitOfWork
@@ -73,7 +76,7 @@ def _check(actor: Actor, requires: str | None, admin: bool) -> None:
         require_admin(actor)
 
 
-def _in_unit_of_work(fn: Handler, requires: str | None, admin: bool, public: bool) -> Handler:
+def _in_unit_of_work(fn: Handler, requires: str | None, admin: bool, public: bool, idempotent: bool) -> Handler:
     signature = inspect.signature(fn)
     wants_uow = "uow" in signature.parameters
     if tables := tables_in(signature.return_annotation):
@@ -87,12 +90,24 @@ def _in_unit_of_work(fn: Handler, requires: str | None, admin: bool, public: boo
             _check(uow.authenticate(anonymous=public), requires, admin)
             return fn(*args, uow=uow, **kwargs) if wants_uow else fn(*args, **kwargs)
 
+    @functools.wraps(fn)
+    def idempotent_handler(*args: Any, uow: RequestUnitOfWork, **kwargs: Any) -> Any:
+        with uow:  # the key's claim and stored response commit (or roll back) with the operation
+            _check(uow.authenticate(anonymous=public), requires, admin)
+            if uow.idempotency is None:  # no Idempotency-Key: as any other route
+                return fn(*args, uow=uow, **kwargs) if wants_uow else fn(*args, **kwargs)
+            call = (
+                functools.partial(fn, *args, uow=uow, **kwargs) if wants_uow else functools.partial(fn, *args, **kwargs)
+            )
+            return uow.idempotency.respond(uow, call)
+
+    wrapper = idempotent_handler if idempotent else handler
     if not wants_uow:  # Litestar injects the unit of work into the wrapper all the same
         uow_parameter = inspect.Parameter("uow", inspect.Parameter.KEYWORD_ONLY, annotation=UnitOfWorkDep)
         # `__signature__` is what inspect (and so Litestar) reads; mypy does not know functions carry it.
-        handler.__signature__ = signature.replace(parameters=[*signature.parameters.values(), uow_parameter])  # type: ignore[attr-defined]
-        handler.__annotations__ = {**fn.__annotations__, "uow": UnitOfWorkDep}
-    return handler
+        wrapper.__signature__ = signature.replace(parameters=[*signature.parameters.values(), uow_parameter])  # type: ignore[attr-defined]
+        wrapper.__annotations__ = {**fn.__annotations__, "uow": UnitOfWorkDep}
+    return wrapper
 
 
 def _route(litestar_decorator: Callable[..., Any], *, body: bool = False) -> Callable[..., Callable[[Handler], Any]]:
@@ -103,6 +118,7 @@ def _route(litestar_decorator: Callable[..., Any], *, body: bool = False) -> Cal
         requires: str | None = None,
         admin: bool = False,
         public: bool = False,
+        idempotent: bool = False,
         errors: tuple[int, ...] = (),
         **kwargs: Any,
     ) -> Callable[[Handler], Any]:
@@ -119,15 +135,27 @@ def _route(litestar_decorator: Callable[..., Any], *, body: bool = False) -> Cal
         if public:
             kwargs["opt"]["exclude_from_auth"] = True
             kwargs.setdefault("security", [{}])
+        if idempotent:  # the key's header, its 409 and 422, and the replay's response header
+            statuses |= {409, 422}
+            kwargs["opt"][idempotency_header.IDEMPOTENT] = True
+            kwargs.setdefault("operation_class", idempotency_header.IdempotentOperation)
+            kwargs["response_headers"] = [
+                *(kwargs.get("response_headers") or []),
+                idempotency_header.REPLAYED_RESPONSE_HEADER,
+            ]
 
         def wrap(fn: Handler) -> Any:
+            if idempotent:
+                kwargs.setdefault(
+                    "description", "\n\n".join(filter(None, [inspect.getdoc(fn), idempotency_header.NOTE]))
+                )
             return litestar_decorator(
                 path,
                 operation_id=operation_id,
                 sync_to_thread=True,
                 responses=_problem_responses(statuses),
                 **kwargs,
-            )(_in_unit_of_work(fn, requires, admin, public))
+            )(_in_unit_of_work(fn, requires, admin, public, idempotent))
 
         return wrap
 

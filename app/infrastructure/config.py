@@ -110,6 +110,10 @@ class Settings(BaseSettings):
     job_concurrency: int = Field(default=4, ge=1, le=64)
     job_retention_days: int = Field(default=7, ge=1)
 
+    # Idempotency-Key (app/api/idempotency.py): a key replays its stored response for this many
+    # hours; then the maintenance flow deletes it and the key may be used again.
+    idempotency_key_ttl_hours: int = Field(default=24, ge=1, le=24 * 30)
+
     @field_validator("clerk_authorized_parties", mode="before")
     @classmethod
     def _split_commas(cls, value: object) -> object:

@@ -18,6 +18,7 @@ from app.bootstrap import Container, bootstrap
 from app.domains.base.actors import Actor, Role
 from app.domains.base.exceptions import PermissionDeniedError
 from app.domains.base.models import utcnow
+from app.domains.idempotency.models import IdempotencyKey
 from app.domains.jobs.models import Job, JobStatus
 from app.domains.organizations.models import Membership, Organization
 from app.domains.organizations.service import OrganizationService
@@ -85,6 +86,14 @@ def test_maintenance_revokes_deletes_and_purges_in_batches(
     )
     session.commit()
     kept_job_ids = {job.id for job in kept_jobs}
+    expiries = [now - timedelta(minutes=1)] * 4 + [now + timedelta(hours=1)]  # 4 expired, 1 live
+    keys = [
+        IdempotencyKey(user_id=owner.id, key_hash=f"{n:064x}", fingerprint="f", expires_at=at)
+        for n, at in enumerate(expiries)
+    ]
+    session.add_all(keys)
+    session.commit()
+    live_key_id = keys[-1].id
 
     counts = maintenance(batch_size=3)
 
@@ -96,8 +105,10 @@ def test_maintenance_revokes_deletes_and_purges_in_batches(
         "tombstoned_organizations_removed": 0,
         "projects_archived": 0,
         "finished_jobs_deleted": 4,
+        "idempotency_keys_deleted": 4,
     }
     assert set(session.scalars(select(Job.id))) == kept_job_ids
+    assert set(session.scalars(select(IdempotencyKey.id))) == {live_key_id}
     assert _count(session, select(APIKey).where(APIKey.revoked_at.is_(None))) == 1  # the one without expiry
     assert _count(session, select(WebhookEvent)) == 1
     assert session.get(User, gone_id) is None
@@ -324,6 +335,7 @@ def test_a_step_that_hits_a_lock_is_retried_and_the_run_completes(
         "tombstoned_organizations_removed": 0,
         "projects_archived": 0,
         "finished_jobs_deleted": 0,
+        "idempotency_keys_deleted": 0,
     }
     attempts = {name: run.run_count for name, run in task_runs(state).items()}
     print(f"\nlock released after 2.5 s; run completed in {elapsed:.1f} s; attempts: {attempts}")
@@ -369,6 +381,7 @@ def test_a_step_that_fails_fails_alone_and_the_run_ends_failed_naming_it(
         "remove-tombstoned-organizations",
         "archive-stale-projects",
         "delete_finished_jobs",
+        "delete_expired_idempotency_keys",
     }
     published = counts_artifact(state)
     reason = published.pop("step delete_old_webhook_events failed")
@@ -383,6 +396,7 @@ def test_a_step_that_fails_fails_alone_and_the_run_ends_failed_naming_it(
         "tombstoned_organizations_removed": 0,
         "projects_archived": 1,
         "finished_jobs_deleted": 0,
+        "idempotency_keys_deleted": 0,
     }
     assert _statuses(session, stale) == ["archived"]  # the steps after the failed one ran
     assert _count(session, select(APIKey).where(APIKey.revoked_at.is_(None))) == 0

@@ -32,9 +32,12 @@ class APIKeyController(Controller):
     def list_keys(self, api_keys: APIKeys, list_params: Params) -> Page[APIKeyPublic]:
         return api_keys.page(list_params).map(public)
 
-    @post("/", operation_id="createApiKey", requires=WRITE, errors=(422,))
+    @post("/", operation_id="createApiKey", requires=WRITE, idempotent=True, errors=(422,))
     def create_key(self, api_keys: APIKeys, data: JSONBody[APIKeyCreate]) -> APIKeyCreated:
-        """The response holds the full key: the only time it is ever shown."""
+        """The response holds the full key: the only time it is ever shown. A retry with the same
+        Idempotency-Key shows it again: the stored response is encrypted (AES-GCM) under a key derived
+        from your Idempotency-Key, which is itself stored only as a hash, so the key's secret is never
+        stored readable; only a client holding the Idempotency-Key gets it back, until the key expires."""
         row, key = api_keys.issue(data)
         return APIKeyCreated(**public(row).model_dump(), key=key)
 

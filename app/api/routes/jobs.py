@@ -54,7 +54,12 @@ class JobController(Controller):
     dependencies = service_dependencies("jobs", JobService)
 
     @post(
-        "/users/me/exports", operation_id="startUserExport", requires=WRITE, status_code=202, response_headers=LOCATION
+        "/users/me/exports",
+        operation_id="startUserExport",
+        requires=WRITE,
+        idempotent=True,
+        status_code=202,
+        response_headers=LOCATION,
     )
     def start_user_export(self, jobs: Jobs, request: Request[Any, Any, Any]) -> Response[JobPublic]:
         """Queue an export of your own data (profile, API keys' metadata, memberships, the projects
@@ -65,6 +70,7 @@ class JobController(Controller):
         "/organizations/{organization_id:uuid}/exports",
         operation_id="startOrganizationExport",
         requires=WRITE,
+        idempotent=True,
         status_code=202,
         response_headers=LOCATION,
     )

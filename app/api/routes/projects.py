@@ -33,7 +33,7 @@ class ProjectController(Controller):
         """The active organization's projects (none without one; app admins: every organization's)."""
         return projects.page(list_params).map(public)
 
-    @post("/", operation_id="createProject", requires=WRITE, errors=(422,))
+    @post("/", operation_id="createProject", requires=WRITE, idempotent=True, errors=(422,))
     def create_project(self, projects: Projects, data: JSONBody[ProjectCreate]) -> ProjectPublic:
         """In the active organization, by one of its admins (app admins may name `organization_id`)."""
         return public(projects.create(data))

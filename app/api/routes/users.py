@@ -41,7 +41,7 @@ class UserController(Controller):
     def list_users(self, users: Users, list_params: Params) -> Page[UserPublic]:
         return users.page(list_params).map(public)
 
-    @post("/", operation_id="createUser", requires=WRITE, admin=True, errors=(409,))
+    @post("/", operation_id="createUser", requires=WRITE, admin=True, idempotent=True, errors=(409,))
     def create_user(self, users: Users, data: JSONBody[UserCreate]) -> UserPublic:
         return public(users.create_user(data))
 

@@ -18,7 +18,8 @@ FLOWS = FlowRegistry(
         "`WEBHOOK_EVENTS_RETENTION_DAYS`; removes users and organizations tombstoned longer ago than "
         "`TOMBSTONE_RETENTION_DAYS` (at least 3: Svix retries for ~28 h), users with their keys, organizations "
         "with their projects, memberships and keys; archives draft projects of live organizations not updated for "
-        "`PROJECT_DRAFT_ARCHIVE_DAYS`; deletes jobs finished longer ago than `JOB_RETENTION_DAYS`",
+        "`PROJECT_DRAFT_ARCHIVE_DAYS`; deletes jobs finished longer ago than `JOB_RETENTION_DAYS`, and idempotency "
+        "keys past `IDEMPOTENCY_KEY_TTL_HOURS`",
     ),
     RegisteredFlow(
         clerk_reconciliation,

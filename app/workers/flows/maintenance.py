@@ -1,5 +1,6 @@
 """`maintenance` (daily): expired keys revoked, old webhook deliveries and old tombstones (users,
-organizations) removed, stale draft projects archived, finished jobs deleted.
+organizations) removed, stale draft projects archived, finished jobs and expired idempotency keys
+deleted.
 
 The steps are independent: one that fails (after its retries) does not keep the others from
 running; the run then ends Failed naming it (app/workers/outcomes.py)."""
@@ -14,6 +15,7 @@ from app.workers.policy import HOUR
 from app.workers.runtime import BatchSize, container
 from app.workers.tasks.maintenance import (
     archive_stale_projects,
+    delete_expired_idempotency_keys,
     delete_finished_jobs,
     delete_old_webhook_events,
     remove_old_tombstones,
@@ -40,5 +42,6 @@ def maintenance(batch_size: BatchSize = None) -> dict[str, Any] | State[Any]:
         ),
         "projects_archived": steps.run(archive_stale_projects, settings.project_draft_archive_days, size),
         "finished_jobs_deleted": steps.run(delete_finished_jobs, settings.job_retention_days, size),
+        "idempotency_keys_deleted": steps.run(delete_expired_idempotency_keys, size),
     }
     return finish(counts, steps)

@@ -6,6 +6,7 @@ from prefect import task
 
 from app.domains.base.models import utcnow
 from app.domains.base.unit_of_work import UnitOfWork
+from app.domains.idempotency.service import IdempotencyService
 from app.domains.jobs.service import JobService
 from app.domains.organizations.service import OrganizationService
 from app.domains.projects.models import Project
@@ -86,4 +87,15 @@ def delete_finished_jobs(retention_days: int, batch_size: int) -> int:
     cutoff = utcnow() - timedelta(days=retention_days)
     return in_batches(
         "finished jobs deleted", lambda uow: uow.service(JobService).purge_finished(cutoff, batch_size), batch_size
+    )
+
+
+@task(**TASK_POLICY)
+def delete_expired_idempotency_keys(batch_size: int) -> int:
+    """Idempotency keys past their IDEMPOTENCY_KEY_TTL_HOURS, with their stored responses."""
+    now = utcnow()
+    return in_batches(
+        "expired idempotency keys deleted",
+        lambda uow: uow.service(IdempotencyService).purge_expired(now, batch_size),
+        batch_size,
     )
