@@ -18,6 +18,7 @@ ones every route may return, so the OpenAPI document states them all.
 import dataclasses
 import functools
 import inspect
+import re
 import typing
 from collections.abc import Callable
 from http import HTTPStatus
@@ -40,13 +41,55 @@ Handler = Callable[..., Any]
 RUNS_IN_UNIT_OF_WORK = "runs_in_unit_of_work"
 
 
+# What each problem status means here, for the OpenAPI document.
+PROBLEM_STATUS_MEANINGS = {
+    400: "The request is malformed: `errors` names each invalid field or parameter",
+    401: "No valid credential: `reason` says which check failed",
+    403: "The credential may not do this: `required_permission` or `reason` says why",
+    404: "No such row, or one the caller may not see",
+    408: "The request body did not arrive in time",
+    409: "The change conflicts with a row or with the state of one",
+    413: "The request body is too large",
+    422: "Well-formed, but against a business rule: `errors` names the fields",
+    429: "Too many failed attempts: wait `Retry-After` seconds",
+    503: "The database is unavailable (retry after `Retry-After` seconds)",
+}
+
+
 def _problem_responses(statuses: set[int]) -> dict[int, ResponseSpec]:
+    """No generated examples: Litestar's are random strings and numbers (`"status": 2562`)."""
     return {
         status: ResponseSpec(
-            data_container=ProblemDetails, media_type=PROBLEM_MEDIA_TYPE, description=HTTPStatus(status).phrase
+            data_container=ProblemDetails,
+            media_type=PROBLEM_MEDIA_TYPE,
+            description=PROBLEM_STATUS_MEANINGS.get(status, HTTPStatus(status).phrase),
+            generate_examples=False,
         )
         for status in sorted(statuses)
     }
+
+
+_ACRONYMS = {"api": "API", "clerk": "Clerk"}
+
+
+def summary_of(operation_id: str) -> str:
+    """The operation id in words, so the two never disagree: `getCurrentUser` -> "Get current user"."""
+    words = [word.lower() for word in re.findall(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])", operation_id)]
+    text = " ".join(_ACRONYMS.get(word, word) for word in words)
+    return text[:1].upper() + text[1:]
+
+
+def description_of(fn: Handler, requires: str | None, admin: bool, public: bool) -> str:
+    """The handler's docstring, then who may call it, from the route's own requirements (never
+    typed twice)."""
+    parts = [inspect.cleandoc(fn.__doc__)] if fn.__doc__ else []
+    if public:
+        parts.append("Public: no credential is needed.")
+    if requires is not None:
+        parts.append(f"Requires the permission `{requires}`" + (" and the admin role." if admin else "."))
+    elif admin:
+        parts.append("Requires the admin role.")
+    return "\n\n".join(parts)
 
 
 def tables_in(annotation: Any, seen: set[int] | None = None) -> list[type]:
@@ -121,6 +164,8 @@ def _route(litestar_decorator: Callable[..., Any], *, body: bool = False) -> Cal
             kwargs.setdefault("security", [{}])
 
         def wrap(fn: Handler) -> Any:
+            kwargs.setdefault("summary", summary_of(operation_id))
+            kwargs.setdefault("description", description_of(fn, requires, admin, public))
             return litestar_decorator(
                 path,
                 operation_id=operation_id,

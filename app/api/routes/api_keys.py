@@ -30,14 +30,18 @@ class APIKeyController(Controller):
 
     @get("/", operation_id="listApiKeys", requires=READ)
     def list_keys(self, api_keys: APIKeys, list_params: Params) -> Page[APIKeyPublic]:
+        """Your API keys (admins: every key), revoked and expired ones included. Never the key itself."""
         return api_keys.page(list_params).map(public)
 
     @post("/", operation_id="createApiKey", requires=WRITE, errors=(422,))
     def create_key(self, api_keys: APIKeys, data: JSONBody[APIKeyCreate]) -> APIKeyCreated:
-        """The response holds the full key: the only time it is ever shown."""
+        """Create an API key for yourself. Its `scopes` are at most your own permissions (default: all
+        of them); a key made with a key is its child (revoking the parent revokes it) and acts in the
+        same organization. The response holds the full key: the only time it is ever shown."""
         row, key = api_keys.issue(data)
         return APIKeyCreated(**public(row).model_dump(), key=key)
 
     @delete("/{key_id:uuid}", operation_id="revokeApiKey", requires=WRITE)
     def revoke_key(self, api_keys: APIKeys, key_id: FromPath[UUID]) -> None:
+        """Revoke one of your keys (admins: any key), and every key it created. It fails at once."""
         api_keys.revoke(key_id)
