@@ -56,7 +56,7 @@ PROBLEM_STATUS_MEANINGS = {
 }
 
 
-def _problem_responses(statuses: set[int]) -> dict[int, ResponseSpec]:
+def problem_responses(statuses: set[int]) -> dict[int, ResponseSpec]:
     """No generated examples: Litestar's are random strings and numbers (`"status": 2562`)."""
     return {
         status: ResponseSpec(
@@ -170,7 +170,7 @@ def _route(litestar_decorator: Callable[..., Any], *, body: bool = False) -> Cal
                 path,
                 operation_id=operation_id,
                 sync_to_thread=True,
-                responses=_problem_responses(statuses),
+                responses=problem_responses(statuses),
                 **kwargs,
             )(_in_unit_of_work(fn, requires, admin, public))
 
