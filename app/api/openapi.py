@@ -23,10 +23,12 @@ import copy
 import inspect
 import re
 import sys
+from collections.abc import Callable
 from types import NoneType
 from typing import Any, get_args, get_origin
 
 from litestar import Litestar, Response
+from litestar.handlers import HTTPRouteHandler
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import OpenAPIRenderPlugin
 from litestar.openapi.spec import Components, Contact, License, SecurityScheme, Server
@@ -37,6 +39,7 @@ from pydantic_core import CoreSchema, core_schema
 from app.api.auth import API_KEY_HEADER, SESSION_COOKIE
 from app.api.problems import PROBLEM_MEDIA_TYPE, ProblemDetails
 from app.api.request_log import REQUEST_ID_HEADER
+from app.api.route_decorators import DOCUMENTED_ONLY
 
 TITLE = "Backend template API"
 VERSION = "0.1.0"
@@ -209,6 +212,21 @@ def _component_schemas(document: dict[str, Any], exact: dict[str, Any], litestar
         schemas.update({name: litestar[name] for name in missing})
 
 
+def handler_function(handler: HTTPRouteHandler) -> Callable[..., Any]:
+    """The function a route was declared with (Litestar wraps a sync one to run it in a thread)."""
+    return getattr(handler.fn, "func", handler.fn)
+
+
+_ACRONYMS = {"api": "API", "clerk": "Clerk"}
+
+
+def summary_of(operation_id: str) -> str:
+    """The operation id in words, so the two never disagree: `getCurrentUser` -> "Get current user"."""
+    words = [word.lower() for word in re.findall(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])", operation_id)]
+    text = " ".join(_ACRONYMS.get(word, word) for word in words)
+    return text[:1].upper() + text[1:]
+
+
 def _tags(app: Litestar, used: set[str]) -> list[dict[str, str]]:
     """One tag per controller, described by its routes module's docstring (the first paragraph)."""
     tags: dict[str, str] = {}
@@ -216,7 +234,7 @@ def _tags(app: Litestar, used: set[str]) -> list[dict[str, str]]:
         for handler in getattr(route, "route_handlers", []):
             if not handler.resolve_include_in_schema():
                 continue
-            doc = inspect.getdoc(sys.modules[handler.fn.__module__]) or ""
+            doc = inspect.getdoc(sys.modules[handler_function(handler).__module__]) or ""
             for tag in handler.resolve_tags():
                 tags.setdefault(tag, " ".join(doc.split("\n\n")[0].split()))
     return [{"name": name, "description": tags[name] or name} for name in sorted(tags) if name in used]
@@ -242,10 +260,15 @@ def _complete(app: Litestar) -> dict[str, Any]:
     schemas, definitions = TypeAdapter.json_schemas(types, ref_template=SCHEMA_REF, schema_generator=ExactSchema)
 
     for path, method, operation in _operations(document):
+        operation["summary"] = summary_of(operation["operationId"])
+        documented_only = handlers[operation["operationId"]].opt.get(DOCUMENTED_ONLY, {})
+        operation.setdefault("parameters", []).extend(documented_only.get("parameters", []))
+        if "requestBody" in documented_only:
+            operation["requestBody"] = documented_only["requestBody"]
         if ((path, method, "request"), "validation") in schemas:
             for media in operation["requestBody"]["content"].values():
                 media["schema"] = schemas[(path, method, "request"), "validation"]
-        operation.setdefault("parameters", []).append(dict(REQUEST_ID_PARAMETER))
+        operation["parameters"].append(dict(REQUEST_ID_PARAMETER))
         for status, response in operation["responses"].items():
             for media_type, media in response.get("content", {}).items():
                 if media_type == PROBLEM_MEDIA_TYPE:

@@ -10,7 +10,7 @@ import pydantic
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.types import ExceptionHandlersMap
-from pydantic import Field
+from pydantic import ConfigDict, Field, JsonValue, with_config
 from sqlalchemy import exc as sa_exc
 
 from app.api.request_log import request_id
@@ -70,6 +70,32 @@ class FieldError(TypedDict):
     source: Annotated[FieldSource, Field(description="Where it was sent")]
 
 
+_EXAMPLES: list[JsonValue] = [
+    {
+        "type": "about:blank",
+        "title": "Bad Request",
+        "status": 400,
+        "detail": "Validation failed for PATCH /api/users/me",
+        "errors": [{"key": "email", "message": "cannot be null", "source": "body"}],
+    },
+    {
+        "type": "about:blank",
+        "title": "Forbidden",
+        "status": 403,
+        "detail": "missing permission projects:write",
+        "required_permission": "projects:write",
+    },
+    {
+        "type": "about:blank",
+        "title": "Unauthorized",
+        "status": 401,
+        "detail": "session token has expired",
+        "reason": "expired",
+    },
+]
+
+
+@with_config(ConfigDict(json_schema_extra={"examples": _EXAMPLES}))
 class ProblemDetails(TypedDict):
     """RFC 9457 problem details: the body of every error. Besides the standard members, `errors` lists
     invalid fields (400, 422), `reason` names the check that failed (401, 403, 409, 503),
@@ -137,7 +163,12 @@ def _domain_error(request: Request[Any, Any, Any], exc: DomainError) -> Response
             client,
             extra={"request_id": request_id(request.scope)},
         )
-    return problem(status, exc.detail, headers=headers, **exc.extra)
+    extra = exc.extra
+    if isinstance(extra.get("errors"), list):  # a DomainValidationError's fields: each a FieldError
+        errors = [item for item in extra["errors"] if isinstance(item, dict)]
+        fields = [field_error(request, str(item.get("key", "")), str(item.get("message", ""))) for item in errors]
+        extra = {**extra, "errors": fields}
+    return problem(status, exc.detail, headers=headers, **extra)
 
 
 def _webhook_rejected(_: Request[Any, Any, Any], exc: WebhookRejected) -> Response[dict[str, Any]]:

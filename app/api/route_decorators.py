@@ -12,13 +12,14 @@ PATCH or DELETE, while a GET's statements each commit on their own on PostgreSQL
 
 `requires` names a permission, `admin=True` reserves the route to admins, `public=True` skips
 authentication (the actor is anonymous: it sees no row). `errors` lists the statuses besides the
-ones every route may return, so the OpenAPI document states them all.
+ones every route may return, so the OpenAPI document states them all. The operation's summary is
+its id in words (app.api.openapi), its description the handler's docstring and who may call it; `document=` adds
+what the handler reads without declaring it (raw headers, a raw body) to the OpenAPI document.
 """
 
 import dataclasses
 import functools
 import inspect
-import re
 import typing
 from collections.abc import Callable
 from http import HTTPStatus
@@ -36,6 +37,9 @@ from app.domains.base.actors import Actor, require_admin, require_permission
 from app.domains.base.permissions import permissions
 
 Handler = Callable[..., Any]
+# The opt key of what a route documents beyond its signature (`document=`): `parameters` it reads
+# itself and a `requestBody` it reads raw, merged into its operation by app.api.openapi.
+DOCUMENTED_ONLY = "openapi"
 # The opt key that marks a route made here: its handler runs in a request unit of work, which
 # verifies the credential.
 RUNS_IN_UNIT_OF_WORK = "runs_in_unit_of_work"
@@ -67,16 +71,6 @@ def problem_responses(statuses: set[int]) -> dict[int, ResponseSpec]:
         )
         for status in sorted(statuses)
     }
-
-
-_ACRONYMS = {"api": "API", "clerk": "Clerk"}
-
-
-def summary_of(operation_id: str) -> str:
-    """The operation id in words, so the two never disagree: `getCurrentUser` -> "Get current user"."""
-    words = [word.lower() for word in re.findall(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])", operation_id)]
-    text = " ".join(_ACRONYMS.get(word, word) for word in words)
-    return text[:1].upper() + text[1:]
 
 
 def description_of(fn: Handler, requires: str | None, admin: bool, public: bool) -> str:
@@ -147,6 +141,7 @@ def _route(litestar_decorator: Callable[..., Any], *, body: bool = False) -> Cal
         admin: bool = False,
         public: bool = False,
         errors: tuple[int, ...] = (),
+        document: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> Callable[[Handler], Any]:
         if requires is not None and (unknown := permissions.unknown([requires])):
@@ -159,12 +154,13 @@ def _route(litestar_decorator: Callable[..., Any], *, body: bool = False) -> Cal
         if "{" in path:
             statuses.add(404)
         kwargs.setdefault("opt", {})[RUNS_IN_UNIT_OF_WORK] = True
+        if document is not None:
+            kwargs["opt"][DOCUMENTED_ONLY] = document
         if public:
             kwargs["opt"]["exclude_from_auth"] = True
             kwargs.setdefault("security", [{}])
 
         def wrap(fn: Handler) -> Any:
-            kwargs.setdefault("summary", summary_of(operation_id))
             kwargs.setdefault("description", description_of(fn, requires, admin, public))
             return litestar_decorator(
                 path,

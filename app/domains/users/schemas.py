@@ -27,7 +27,14 @@ def _email(value: str) -> str:
 
 # The users domain's one rule (`emails.py`), checked here so a request learns of it as a field error.
 Email = Annotated[
-    str, PydanticField(max_length=MAX_LENGTH, json_schema_extra={"format": "email"}), AfterValidator(_email)
+    str,
+    PydanticField(
+        max_length=MAX_LENGTH,
+        json_schema_extra={"format": "email"},
+        description="An e-mail address, not at a special-use domain (`.test`, `.local`, `localhost`...); "
+        "stored lower-cased",
+    ),
+    AfterValidator(_email),
 ]
 
 
