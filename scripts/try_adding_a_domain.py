@@ -8,7 +8,7 @@ directory, then does what README says and nothing else:
 - writes every file the section shows (a bold path, then a python block). A file that exists already
   (the models registry, the list of controllers) is edited as a person would: the block's imports
   are added to the file's, and a list it shows as `name = [..., entries]` gets those entries at its end;
-- `task migrate-create -- "add notes"`, `task format`, `task lint`, `task typecheck`;
+- `task migrate-create -- "add notes"`, `task format`, `task openapi`, `task lint`, `task typecheck`;
 - the new domain's tests and the contract tests (`task test -- ...`: SQLite, and PostgreSQL when
   TEST_POSTGRES_URL is set; the suite drops that database's schema);
 - `task generate-user` first (the Quick start, before the domain exists), and once the domain is in,
@@ -38,13 +38,15 @@ BLOCK = re.compile(
     r"\*\*`(?P<path>[^`]+\.py)`\*\*(?:(?!```).)*?\n(?P<indent>[ ]*)```python\n(?P<code>.*?)\n(?P=indent)```", re.S
 )
 DOMAIN = "notes"
-# The new files README's steps create (migrations/versions/*: the one migrate-create writes).
+# The new files README's steps create (migrations/versions/*: the one migrate-create writes), and
+# the OpenAPI document `task openapi` rewrites with the new routes.
 OWN_FILES = re.compile(
-    rf"^(app/domains/{DOMAIN}/.*|app/api/routes/{DOMAIN}\.py|tests/.*{DOMAIN}.*|migrations/versions/.*)$"
+    rf"^(app/domains/{DOMAIN}/.*|app/api/routes/{DOMAIN}\.py|tests/.*{DOMAIN}.*|migrations/versions/.*|docs/openapi\.json)$"
 )
 CONTRACT_TESTS = [
     "tests/api/test_http_contract.py",
     "tests/api/test_fuzz_openapi.py",
+    "tests/api/test_openapi_contract.py",
     "tests/test_migrations.py",
     "tests/test_domain_layout.py",
     "tests/test_architecture.py",
@@ -194,6 +196,7 @@ def follow_readme(run: Run, files: dict[str, str], full: bool) -> bool:
     print(f"wrote {len(files)} files from README: {', '.join(files)}", flush=True)
     run("task migrate-create -- 'add notes'", "uv", "run", "task", "migrate-create", "--", "add notes")
     run("task format", "uv", "run", "task", "format")
+    run("task openapi", "uv", "run", "task", "openapi")
     run("task lint", "uv", "run", "task", "lint")
     run("task typecheck", "uv", "run", "task", "typecheck")
     tests = [] if full else [path for path in files if path.startswith("tests/")] + CONTRACT_TESTS

@@ -13,9 +13,10 @@ from typing import Any
 from litestar import Request, Response, Router, get
 from litestar.datastructures import ResponseHeader
 from litestar.exceptions import NotFoundException
-from litestar.openapi.plugins import OpenAPIRenderPlugin, RedocRenderPlugin, SwaggerRenderPlugin
+from litestar.openapi.plugins import JsonRenderPlugin, OpenAPIRenderPlugin, RedocRenderPlugin, SwaggerRenderPlugin
 from litestar.params import FromPath
 
+from app.api.openapi import openapi_document
 from app.api.request_log import cacheable
 
 DOCS_PATH = "/schema"
@@ -31,7 +32,22 @@ CONTENT_SECURITY_POLICY = (
 )
 
 
-class SwaggerPage(SwaggerRenderPlugin):
+class CompletedDocument(OpenAPIRenderPlugin):
+    """A page or file of the completed document (`app.api.openapi`), not Litestar's draft."""
+
+    def render(self, request: Request[Any, Any, Any], openapi_schema: dict[str, Any]) -> bytes:
+        return super().render(request, openapi_document(request.app))  # type: ignore[safe-super]  # a mixin: the page's render
+
+
+class OpenAPIFile(CompletedDocument, JsonRenderPlugin):
+    """/schema/openapi.json"""
+
+
+class RedocPage(CompletedDocument, RedocRenderPlugin):
+    """/schema/redoc"""
+
+
+class SwaggerPage(CompletedDocument, SwaggerRenderPlugin):
     """Swagger UI that keeps what "Authorize" was given across reloads and never sends the
     document to swagger.io's validator. Litestar's template takes no such options: they are added
     after one of its own."""
@@ -62,9 +78,8 @@ def docs_pages() -> list[OpenAPIRenderPlugin]:
             standalone_preset_js_url=f"{ASSETS_URL}/swagger-ui-standalone-preset.js",
             favicon=FAVICON,
         ),
-        RedocRenderPlugin(
-            path="/redoc", js_url=f"{ASSETS_URL}/redoc.standalone.js", google_fonts=False, favicon=FAVICON
-        ),
+        RedocPage(path="/redoc", js_url=f"{ASSETS_URL}/redoc.standalone.js", google_fonts=False, favicon=FAVICON),
+        OpenAPIFile(),
     ]
 
 

@@ -8,14 +8,14 @@ from litestar import Litestar
 from litestar.datastructures import State
 from litestar.logging import LoggingConfig
 from litestar.middleware import DefineMiddleware
-from litestar.openapi import OpenAPIConfig
-from litestar.openapi.spec import Components, SecurityScheme
+from litestar.routes import HTTPRoute
 from pydantic import BaseModel
 
-from app.api.auth import API_KEY_HEADER, CredentialMiddleware
+from app.api.auth import CredentialMiddleware
 from app.api.controllers import controllers
 from app.api.dependencies import app_dependencies
 from app.api.docs import DOCS_PATH, docs_assets, docs_pages, docs_router
+from app.api.openapi import openapi_config
 from app.api.problems import exception_handlers
 from app.api.request_body import API_MAX_BODY_BYTES, BodyDeadline
 from app.api.request_log import AccessLog
@@ -55,6 +55,21 @@ def logging_config(settings: Settings) -> LoggingConfig:
     )
 
 
+def allow_every_method(app: Litestar) -> None:
+    """`OPTIONS` answers `Allow` with every method of its path. Litestar's generated OPTIONS handler
+    reads the methods of the route it was made for, but registering a controller rebuilds each route
+    around the same handlers, so it kept an older route's (`Allow: OPTIONS, POST` on /api/users,
+    which also serves GET): point each at the route that serves it."""
+    for route in app.routes:
+        if not isinstance(route, HTTPRoute):
+            continue
+        for handler in route.route_handlers:
+            if handler.handler_name == "options_handler":
+                for cell in handler.fn.__closure__ or ():
+                    if isinstance(cell.cell_contents, HTTPRoute):
+                        cell.cell_contents = route
+
+
 def create_app(settings: Settings | None = None, container: Container | None = None) -> Litestar:
     container = container or bootstrap(settings)
     settings = container.settings
@@ -74,25 +89,13 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         on_startup=[size_worker_pool],
         on_shutdown=[container.dispose, flush_logs],
         state=State({"container": container}),
-        openapi_config=OpenAPIConfig(
-            title="Backend template API",
-            version="0.1.0",
-            path=DOCS_PATH,
-            render_plugins=docs_pages(),
-            openapi_router=docs_router(),
-            components=Components(
-                security_schemes={
-                    "ApiKey": SecurityScheme(type="apiKey", name=API_KEY_HEADER, security_scheme_in="header"),
-                    "ClerkSession": SecurityScheme(type="http", scheme="bearer", bearer_format="JWT"),
-                }
-            ),
-            security=[{"ApiKey": []}, {"ClerkSession": []}],
-        ),
+        openapi_config=openapi_config(docs_pages(), DOCS_PATH, openapi_router=docs_router()),
         logging_config=logging_config(settings),
         request_max_body_size=API_MAX_BODY_BYTES,
         debug=False,
     )
     ensure_every_route_verifies_credentials(app)
+    allow_every_method(app)
     app.asgi_handler = BodyDeadline(app.asgi_handler, settings.request_body_timeout_seconds)
     app.asgi_handler = AccessLog(app.asgi_handler)  # outermost: sees the router's 404s too
     return app

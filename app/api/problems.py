@@ -3,14 +3,14 @@
 import logging
 import threading
 import time
-from dataclasses import dataclass
 from http import HTTPStatus
-from typing import Any
+from typing import Annotated, Any, Literal, NotRequired, TypedDict, get_args
 
 import pydantic
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.types import ExceptionHandlersMap
+from pydantic import ConfigDict, Field, JsonValue, with_config
 from sqlalchemy import exc as sa_exc
 
 from app.api.request_log import request_id
@@ -24,6 +24,7 @@ from app.domains.base.exceptions import (
     PermissionDeniedError,
     TooManyAttemptsError,
 )
+from app.domains.jobs.models import JobStatus
 from app.infrastructure.database_errors import describe_database_error, involves_database, is_outage, redacted_traceback
 from app.infrastructure.log_format import Verbatim
 from app.infrastructure.svix import WebhookRejected
@@ -36,16 +37,79 @@ DATABASE_RETRY_AFTER_SECONDS = 5
 OUTAGE_GAP_SECONDS = 60.0
 
 
-@dataclass
-class ProblemDetails:
-    """RFC 9457. `errors` lists invalid fields (400, 422); `reason` names a failed check (401)."""
+# Every `reason` the app sends, by where it is raised: a client may switch on them. A test reads the
+# code for the reasons it raises, so a new one that is not listed here fails it.
+PROBLEM_REASONS: tuple[str, ...] = tuple(
+    sorted(
+        {
+            # credentials (app.api.auth, request_unit_of_work): none, malformed, or not accepted here
+            *("missing", "malformed", "disabled", "csrf"),
+            # Clerk session tokens (app.infrastructure.clerk_session_tokens.TokenRejected)
+            *("algorithm", "token_category", "missing_claim", "authorized_party", "pending_session"),
+            *("key_unavailable", "unknown_key", "expired", "not_yet_valid", "issuer", "signature", "token_version"),
+            # Svix webhook signatures (app.infrastructure.svix.WebhookRejected)
+            *("missing_header", "malformed_header", "timestamp"),
+            # the domains' refusals (users, organizations, jobs)
+            *("user_inactive", "no_active_organization", "organization_role", "organization_deleted", "not_a_member"),
+            # a job's result asked for too early (409): the job's status
+            *(status.value for status in JobStatus if status is not JobStatus.SUCCEEDED),
+        }
+    )
+)
+FieldSource = Literal["body", "query", "path", "header", "cookie"]
+FIELD_SOURCES: tuple[FieldSource, ...] = get_args(FieldSource)
 
-    type: str
-    title: str
-    status: int
-    detail: str
-    errors: list[dict[str, Any]] | None = None
-    reason: str | None = None
+
+class FieldError(TypedDict):
+    """One invalid field or parameter."""
+
+    key: Annotated[
+        str, Field(description="The field (dotted when nested: `scopes.0`) or parameter; empty for the whole body")
+    ]
+    message: Annotated[str, Field(description="What is wrong with it, for people")]
+    source: Annotated[FieldSource, Field(description="Where it was sent")]
+
+
+_EXAMPLES: list[JsonValue] = [
+    {
+        "type": "about:blank",
+        "title": "Bad Request",
+        "status": 400,
+        "detail": "Validation failed for PATCH /api/users/me",
+        "errors": [{"key": "email", "message": "cannot be null", "source": "body"}],
+    },
+    {
+        "type": "about:blank",
+        "title": "Forbidden",
+        "status": 403,
+        "detail": "missing permission projects:write",
+        "required_permission": "projects:write",
+    },
+    {
+        "type": "about:blank",
+        "title": "Unauthorized",
+        "status": 401,
+        "detail": "session token has expired",
+        "reason": "expired",
+    },
+]
+
+
+@with_config(ConfigDict(json_schema_extra={"examples": _EXAMPLES}))
+class ProblemDetails(TypedDict):
+    """RFC 9457 problem details: the body of every error. Besides the standard members, `errors` lists
+    invalid fields (400, 422), `reason` names the check that failed (401, 403, 409, 503),
+    `required_permission` the permission a 403 lacked and `retry_after` the seconds a 429 asks to wait
+    (also its `Retry-After` header)."""
+
+    type: Annotated[str, Field(json_schema_extra={"format": "uri"}, description="Always `about:blank`")]
+    title: Annotated[str, Field(description="The status' phrase")]
+    status: Annotated[int, Field(ge=400, le=599, description="The response's status")]
+    detail: Annotated[str, Field(description="What happened, for people")]
+    errors: NotRequired[list[FieldError]]
+    reason: NotRequired[Annotated[str, Field(json_schema_extra={"enum": list(PROBLEM_REASONS)})]]
+    required_permission: NotRequired[Annotated[str, Field(description="The permission the credential lacks")]]
+    retry_after: NotRequired[Annotated[int, Field(ge=1, description="Seconds to wait before retrying")]]
 
 
 DOMAIN_ERROR_STATUS: dict[type[DomainError], int] = {
@@ -99,7 +163,12 @@ def _domain_error(request: Request[Any, Any, Any], exc: DomainError) -> Response
             client,
             extra={"request_id": request_id(request.scope)},
         )
-    return problem(status, exc.detail, headers=headers, **exc.extra)
+    extra = exc.extra
+    if isinstance(extra.get("errors"), list):  # a DomainValidationError's fields: each a FieldError
+        errors = [item for item in extra["errors"] if isinstance(item, dict)]
+        fields = [field_error(request, str(item.get("key", "")), str(item.get("message", ""))) for item in errors]
+        extra = {**extra, "errors": fields}
+    return problem(status, exc.detail, headers=headers, **extra)
 
 
 def _webhook_rejected(_: Request[Any, Any, Any], exc: WebhookRejected) -> Response[dict[str, Any]]:
@@ -107,12 +176,33 @@ def _webhook_rejected(_: Request[Any, Any, Any], exc: WebhookRejected) -> Respon
     return problem(status, exc.detail, reason=exc.reason)
 
 
-def _request_validation_error(_: Request[Any, Any, Any], exc: ValidationException) -> Response[dict[str, Any]]:
-    return problem(400, exc.detail, errors=exc.extra or [])
+# pydantic prefixes the message of a ValueError raised by a validator; the field is already named.
+_VALUE_ERROR_PREFIX = "Value error, "
 
 
-def _pydantic_validation_error(_: Request[Any, Any, Any], exc: pydantic.ValidationError) -> Response[dict[str, Any]]:
-    errors = [{"key": ".".join(map(str, e["loc"])), "message": e["msg"]} for e in exc.errors()]
+def field_error(request: Request[Any, Any, Any], key: str, message: str, given_source: object = None) -> FieldError:
+    """A `FieldError` whatever reported it: every item has a key, a plain message and a source."""
+    source = next((known for known in FIELD_SOURCES if known == given_source), None)
+    if source is None:
+        in_path, in_query = key in request.path_params, key in request.query_params
+        source = "path" if key and in_path else "query" if key and in_query else "body"
+    return {"key": key, "message": message.removeprefix(_VALUE_ERROR_PREFIX), "source": source}
+
+
+def _request_validation_error(request: Request[Any, Any, Any], exc: ValidationException) -> Response[dict[str, Any]]:
+    items = exc.extra if isinstance(exc.extra, list) else []
+    errors = [
+        field_error(request, str(item.get("key", "")), str(item.get("message", "")), item.get("source"))
+        for item in items
+        if isinstance(item, dict)
+    ]
+    return problem(400, exc.detail, errors=errors)
+
+
+def _pydantic_validation_error(
+    request: Request[Any, Any, Any], exc: pydantic.ValidationError
+) -> Response[dict[str, Any]]:
+    errors = [field_error(request, ".".join(map(str, e["loc"])), e["msg"]) for e in exc.errors()]
     return problem(400, "invalid parameters", errors=errors)
 
 

@@ -14,7 +14,9 @@ PATCH or DELETE, while a GET's statements each commit on their own on PostgreSQL
 authentication (the actor is anonymous: it sees no row). `errors` lists the statuses besides the
 ones every route may return, so the OpenAPI document states them all. `idempotent=True` (a creating
 POST) accepts an `Idempotency-Key` header (`app.api.idempotency`); requests without one take the
-same path as on any other route.
+same path as on any other route. The operation's summary is its id in words (app.api.openapi), its
+description the handler's docstring and who may call it; `document=` adds what the handler reads
+without declaring it (raw headers, a raw body) to the OpenAPI document.
 """
 
 import dataclasses
@@ -38,18 +40,53 @@ from app.domains.base.actors import Actor, require_admin, require_permission
 from app.domains.base.permissions import permissions
 
 Handler = Callable[..., Any]
+# The opt key of what a route documents beyond its signature (`document=`): `parameters` it reads
+# itself and a `requestBody` it reads raw, merged into its operation by app.api.openapi.
+DOCUMENTED_ONLY = "openapi"
 # The opt key that marks a route made here: its handler runs in a request unit of work, which
 # verifies the credential.
 RUNS_IN_UNIT_OF_WORK = "runs_in_unit_of_work"
 
 
-def _problem_responses(statuses: set[int]) -> dict[int, ResponseSpec]:
+# What each problem status means here, for the OpenAPI document.
+PROBLEM_STATUS_MEANINGS = {
+    400: "The request is malformed: `errors` names each invalid field or parameter",
+    401: "No valid credential: `reason` says which check failed",
+    403: "The credential may not do this: `required_permission` or `reason` says why",
+    404: "No such row, or one the caller may not see",
+    408: "The request body did not arrive in time",
+    409: "The change conflicts with a row or with the state of one",
+    413: "The request body is too large",
+    422: "Well-formed, but against a business rule: `errors` names the fields",
+    429: "Too many failed attempts: wait `Retry-After` seconds",
+    503: "The database is unavailable (retry after `Retry-After` seconds)",
+}
+
+
+def problem_responses(statuses: set[int]) -> dict[int, ResponseSpec]:
+    """No generated examples: Litestar's are random strings and numbers (`"status": 2562`)."""
     return {
         status: ResponseSpec(
-            data_container=ProblemDetails, media_type=PROBLEM_MEDIA_TYPE, description=HTTPStatus(status).phrase
+            data_container=ProblemDetails,
+            media_type=PROBLEM_MEDIA_TYPE,
+            description=PROBLEM_STATUS_MEANINGS.get(status, HTTPStatus(status).phrase),
+            generate_examples=False,
         )
         for status in sorted(statuses)
     }
+
+
+def description_of(fn: Handler, requires: str | None, admin: bool, public: bool) -> str:
+    """The handler's docstring, then who may call it, from the route's own requirements (never
+    typed twice)."""
+    parts = [inspect.cleandoc(fn.__doc__)] if fn.__doc__ else []
+    if public:
+        parts.append("Public: no credential is needed.")
+    if requires is not None:
+        parts.append(f"Requires the permission `{requires}`" + (" and the admin role." if admin else "."))
+    elif admin:
+        parts.append("Requires the admin role.")
+    return "\n\n".join(parts)
 
 
 def tables_in(annotation: Any, seen: set[int] | None = None) -> list[type]:
@@ -120,6 +157,7 @@ def _route(litestar_decorator: Callable[..., Any], *, body: bool = False) -> Cal
         public: bool = False,
         idempotent: bool = False,
         errors: tuple[int, ...] = (),
+        document: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> Callable[[Handler], Any]:
         if requires is not None and (unknown := permissions.unknown([requires])):
@@ -132,6 +170,8 @@ def _route(litestar_decorator: Callable[..., Any], *, body: bool = False) -> Cal
         if "{" in path:
             statuses.add(404)
         kwargs.setdefault("opt", {})[RUNS_IN_UNIT_OF_WORK] = True
+        if document is not None:
+            kwargs["opt"][DOCUMENTED_ONLY] = document
         if public:
             kwargs["opt"]["exclude_from_auth"] = True
             kwargs.setdefault("security", [{}])
@@ -145,15 +185,15 @@ def _route(litestar_decorator: Callable[..., Any], *, body: bool = False) -> Cal
             ]
 
         def wrap(fn: Handler) -> Any:
+            description = description_of(fn, requires, admin, public)
             if idempotent:
-                kwargs.setdefault(
-                    "description", "\n\n".join(filter(None, [inspect.getdoc(fn), idempotency_header.NOTE]))
-                )
+                description = f"{description}\n\n{idempotency_header.NOTE}"
+            kwargs.setdefault("description", description)
             return litestar_decorator(
                 path,
                 operation_id=operation_id,
                 sync_to_thread=True,
-                responses=_problem_responses(statuses),
+                responses=problem_responses(statuses),
                 **kwargs,
             )(_in_unit_of_work(fn, requires, admin, public, idempotent))
 

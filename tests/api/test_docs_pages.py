@@ -46,14 +46,19 @@ def test_swagger_ui_is_version_5_and_keeps_authorization(client: TestClient) -> 
 
 
 def test_the_document_offers_both_credentials(client: TestClient) -> None:
-    """What Swagger UI's "Authorize" dialog lists: the API key header and the Clerk bearer token."""
+    """What Swagger UI's "Authorize" dialog lists: the API key header and the Clerk bearer token;
+    and Clerk's session cookie, the third credential the middleware reads (browsers)."""
     document = client.get("/schema/openapi.json").json()
     assert document["openapi"].startswith("3.1")
-    assert document["components"]["securitySchemes"] == {
-        "ApiKey": {"type": "apiKey", "name": "X-API-Key", "in": "header"},
-        "ClerkSession": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+    schemes = document["components"]["securitySchemes"]
+    assert schemes["ApiKey"] == {"type": "apiKey", "name": "X-API-Key", "in": "header"}
+    assert schemes["ClerkSession"] == {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+    assert {key: schemes["ClerkSessionCookie"][key] for key in ("type", "name", "in")} == {
+        "type": "apiKey",
+        "name": "__session",
+        "in": "cookie",
     }
-    assert document["security"] == [{"ApiKey": []}, {"ClerkSession": []}]
+    assert document["security"] == [{"ApiKey": []}, {"ClerkSession": []}, {"ClerkSessionCookie": []}]
 
 
 def test_only_the_two_pages_and_the_document_are_served(client: TestClient) -> None:

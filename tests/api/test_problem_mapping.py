@@ -118,7 +118,9 @@ def test_a_hook_that_leaves_a_required_field_null_is_a_422_naming_it(
     response = gadgets_client.post("/gadgets/as-system", headers=admin)
     assert response.status_code == 422, response.text
     body = response.json()
-    assert body["errors"] == [{"key": "owner_id", "message": "required: the row cannot be stored without it"}]
+    assert body["errors"] == [
+        {"key": "owner_id", "message": "required: the row cannot be stored without it", "source": "body"}
+    ]
     assert "conflict" not in body["detail"]
 
 

@@ -30,17 +30,21 @@ class APIKeyController(Controller):
 
     @get("/", operation_id="listApiKeys", requires=READ)
     def list_keys(self, api_keys: APIKeys, list_params: Params) -> Page[APIKeyPublic]:
+        """Your API keys (admins: every key), revoked and expired ones included. Never the key itself."""
         return api_keys.page(list_params).map(public)
 
     @post("/", operation_id="createApiKey", requires=WRITE, idempotent=True, errors=(422,))
     def create_key(self, api_keys: APIKeys, data: JSONBody[APIKeyCreate]) -> APIKeyCreated:
-        """The response holds the full key: the only time it is ever shown. A retry with the same
-        Idempotency-Key shows it again: the stored response is encrypted (AES-GCM) under a key derived
-        from your Idempotency-Key, which is itself stored only as a hash, so the key's secret is never
-        stored readable; only a client holding the Idempotency-Key gets it back, until the key expires."""
+        """Create an API key for yourself. Its `scopes` are at most your own permissions (default: all
+        of them); a key made with a key is its child (revoking the parent revokes it) and acts in the
+        same organization. The response holds the full key: the only time it is ever shown, except to a
+        retry with the same Idempotency-Key: the stored response is encrypted (AES-GCM) under a key
+        derived from your Idempotency-Key, itself stored only as a hash, so the secret is never stored
+        readable."""
         row, key = api_keys.issue(data)
         return APIKeyCreated(**public(row).model_dump(), key=key)
 
     @delete("/{key_id:uuid}", operation_id="revokeApiKey", requires=WRITE)
     def revoke_key(self, api_keys: APIKeys, key_id: FromPath[UUID]) -> None:
+        """Revoke one of your keys (admins: any key), and every key it created. It fails at once."""
         api_keys.revoke(key_id)

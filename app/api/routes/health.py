@@ -9,6 +9,7 @@ from litestar import Controller, Response, get
 from litestar.datastructures import State
 
 from app.api.problems import problem
+from app.api.route_decorators import problem_responses
 from app.infrastructure.database import Database
 from app.infrastructure.database_errors import describe_database_error
 
@@ -71,7 +72,7 @@ class HealthController(Controller):
         """The process is up. Touches no database."""
         return {"status": "ok"}
 
-    @get("/ready", operation_id="getReadiness")
+    @get("/ready", operation_id="getReadiness", responses=problem_responses({503}))
     async def readiness(self, state: State) -> Response[dict[str, str]]:
         """The database answers a query; 503 with the reason when it does not (within a second)."""
         failure = await readiness_probe(state.container.database).failure()

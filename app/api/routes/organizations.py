@@ -39,6 +39,7 @@ class OrganizationController(Controller):
 
     @get("/{organization_id:uuid}", operation_id="getOrganization", requires=READ)
     def get_organization(self, organizations: Organizations, organization_id: FromPath[UUID]) -> OrganizationPublic:
+        """One organization the caller may see (see listOrganizations); any other is a 404."""
         return public(organizations.get(organization_id))
 
     @get(

@@ -40,14 +40,17 @@ class ProjectController(Controller):
 
     @get("/{project_id:uuid}", operation_id="getProject", requires=READ)
     def get_project(self, projects: Projects, project_id: FromPath[UUID]) -> ProjectPublic:
+        """One project of the active organization (another organization's is a 404)."""
         return public(projects.get(project_id))
 
     @patch("/{project_id:uuid}", operation_id="updateProject", requires=WRITE)
     def update_project(
         self, projects: Projects, project_id: FromPath[UUID], data: JSONBody[ProjectUpdate]
     ) -> ProjectPublic:
+        """Change a project: only the fields sent change. The organization's admins (app admins: any)."""
         return public(projects.change(project_id, data))
 
     @delete("/{project_id:uuid}", operation_id="deleteProject", requires=WRITE)
     def delete_project(self, projects: Projects, project_id: FromPath[UUID]) -> None:
+        """Delete a project for good. The organization's admins (app admins: any)."""
         projects.remove(project_id)

@@ -10,11 +10,35 @@ from app.api.route_decorators import post
 from app.domains.base.actors import Actor
 from app.domains.base.exceptions import MalformedInputError
 from app.domains.webhooks.clerk_deliveries import ClerkDeliveries
-from app.infrastructure.svix import WebhookRejected
+from app.infrastructure.svix import MAX_TIMESTAMP_DIGITS, WebhookRejected
 
 # Clerk's user events are 1-2 KB, and its three metadata fields are capped at 8 KB each: 64 KiB is
 # over twice the largest event we can construct, and 512 unsigned bodies in flight hold ~35 MB.
 CLERK_WEBHOOK_MAX_BODY_BYTES = 64 * 1024
+
+
+def _header(name: str, description: str, **schema: object) -> dict[str, object]:
+    return {"name": name, "in": "header", "required": True, "description": description, "schema": schema}
+
+
+# What the handler reads raw, for the OpenAPI document: Svix's headers and a JSON event.
+SIGNED_DELIVERY = {
+    "parameters": [
+        _header("svix-id", "The delivery's id (a redelivery repeats it)", type="string", minLength=1),
+        _header(
+            "svix-timestamp",
+            "Unix seconds; refused when more than 5 minutes from now",
+            type="string",
+            pattern=f"^[0-9]{{1,{MAX_TIMESTAMP_DIGITS}}}$",
+        ),
+        _header("svix-signature", "Space-separated `v1,<base64>` signatures", type="string", minLength=1),
+    ],
+    "requestBody": {
+        "required": True,
+        "description": "A Clerk event (`type`, `data`), signed as sent",
+        "content": {"application/json": {"schema": {"type": "object"}}},
+    },
+}
 
 
 class WebhookController(Controller):
@@ -28,6 +52,7 @@ class WebhookController(Controller):
         public=True,
         errors=(401,),
         request_max_body_size=CLERK_WEBHOOK_MAX_BODY_BYTES,
+        document=SIGNED_DELIVERY,
     )
     def receive_clerk_event(self, uow: UnitOfWorkDep, headers: Headers, body: RawBody) -> dict[str, str | None]:
         """Verify the Svix signature over the raw body, record the event once, apply it.

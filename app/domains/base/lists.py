@@ -5,7 +5,7 @@ from its fields, so the OpenAPI, the validation and the domain agree by construc
 """
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import ColumnElement, or_
@@ -29,7 +29,9 @@ class ListParams(BaseModel):
         default=None, min_length=1, max_length=100, description="Case-insensitive substring of the searchable fields"
     )
     order_by: str = Field(default="created_at", description="Field to sort on (ties are broken by id)")
-    sort_order: Literal["asc", "desc"] = "desc"
+    sort_order: Literal["asc", "desc"] = Field(
+        default="desc", description="The direction of `order_by`: `asc` (smallest or oldest first) or `desc`"
+    )
     created_after: UTCDatetime = Field(default=None, description="Only rows created after this instant")
     created_before: UTCDatetime = Field(default=None, description="Only rows created before this instant")
 
@@ -56,11 +58,16 @@ def escape_like(value: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Page[T]:
+    """One page of a list, and how many rows the whole list holds."""
+
     items: list[T]
-    limit: int
-    offset: int
-    total: int  # exact, or COUNT_CAP when there are more rows (then total_is_exact is false)
-    total_is_exact: bool
+    limit: Annotated[int, Field(description="The `limit` asked for: at most this many items")]
+    offset: Annotated[int, Field(description="The `offset` asked for: the rows skipped before `items`")]
+    total: Annotated[
+        int,
+        Field(description=f"Rows in the whole list, counted up to {COUNT_CAP}: past that, {COUNT_CAP} (inexact)"),
+    ]
+    total_is_exact: Annotated[bool, Field(description=f"False when the list holds more than {COUNT_CAP} rows")]
 
     def map[U](self, convert: Any) -> "Page[U]":
         return Page([convert(item) for item in self.items], self.limit, self.offset, self.total, self.total_is_exact)

@@ -3,7 +3,18 @@
 from datetime import UTC, datetime
 from typing import Annotated, Any, cast
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, field_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    GetCoreSchemaHandler,
+    GetJsonSchemaHandler,
+    field_validator,
+)
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema, PydanticCustomError, core_schema
 from sqlmodel import SQLModel
 
 
@@ -17,13 +28,31 @@ def reject_nul(value: Any) -> Any:
     return value
 
 
-def reject_null(value: Any) -> Any:
+class NotNull:
     """For an Update schema's fields that are optional only because a PATCH may leave them out:
-    `_required = field_validator("name", "status")(reject_null)`. A field validator, so the error
-    names the field (an absent field is not validated)."""
+    `name: Annotated[str | None, NOT_NULL] = None`. Absent, the field is None and unchanged; sent as
+    `null`, it is refused, naming the field. Its JSON schema has no null branch, so the document
+    promises what validation checks (a generated client cannot send `{"name": null}`)."""
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
+        return core_schema.no_info_before_validator_function(_refuse_null, handler(source))
+
+    def __get_pydantic_json_schema__(self, schema: CoreSchema, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+        json_schema = handler(schema)
+        branches = [branch for branch in json_schema.get("anyOf", []) if branch != {"type": "null"}]
+        if len(branches) == 1:
+            del json_schema["anyOf"]
+            json_schema.update(branches[0])
+        return json_schema
+
+
+def _refuse_null(value: Any) -> Any:
     if value is None:
-        raise ValueError("cannot be null")
+        raise PydanticCustomError("null", "cannot be null")
     return value
+
+
+NOT_NULL = NotNull()
 
 
 class InputSchema(SQLModel):

@@ -1,12 +1,12 @@
 """What crosses the projects domain's boundary: create/update inputs and the public view."""
 
 from datetime import datetime
+from typing import Annotated
 from uuid import UUID
 
-from pydantic import field_validator
 from sqlmodel import Field
 
-from app.domains.base.schemas import InputSchema, reject_null
+from app.domains.base.schemas import NOT_NULL, InputSchema
 from app.domains.projects.models import ProjectBase, ProjectStatus
 
 
@@ -20,11 +20,9 @@ class ProjectCreate(ProjectBase, InputSchema):
 class ProjectUpdate(InputSchema):
     """Only the fields present in the request change; `null` is refused where a value is required."""
 
-    name: str | None = Field(default=None, min_length=1, max_length=200)
+    name: Annotated[str | None, NOT_NULL] = Field(default=None, min_length=1, max_length=200)
     description: str | None = Field(default=None, max_length=2000)
-    status: ProjectStatus | None = None
-
-    _required = field_validator("name", "status")(reject_null)
+    status: Annotated[ProjectStatus | None, NOT_NULL] = None
 
 
 class ProjectPublic(ProjectBase):

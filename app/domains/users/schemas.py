@@ -5,14 +5,15 @@ from typing import Annotated
 from urllib.parse import urlsplit
 from uuid import UUID
 
-from pydantic import AfterValidator, field_validator
+from pydantic import AfterValidator, GetJsonSchemaHandler, field_validator
 from pydantic import Field as PydanticField
-from pydantic_core import PydanticCustomError
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema, PydanticCustomError
 from sqlmodel import Field
 
 from app.domains.base.actors import Role
 from app.domains.base.permissions import permissions
-from app.domains.base.schemas import AwareUTCDatetime, InputSchema, reject_null
+from app.domains.base.schemas import NOT_NULL, AwareUTCDatetime, InputSchema
 from app.domains.users.emails import MAX_LENGTH, InvalidEmailError, normalized_email
 from app.domains.users.models import APIKeyBase, UserBase
 
@@ -26,8 +27,29 @@ def _email(value: str) -> str:
 
 # The users domain's one rule (`emails.py`), checked here so a request learns of it as a field error.
 Email = Annotated[
-    str, PydanticField(max_length=MAX_LENGTH, json_schema_extra={"format": "email"}), AfterValidator(_email)
+    str,
+    PydanticField(
+        max_length=MAX_LENGTH,
+        json_schema_extra={"format": "email"},
+        description="An e-mail address, not at a special-use domain (`.test`, `.local`, `localhost`...); "
+        "stored lower-cased",
+    ),
+    AfterValidator(_email),
 ]
+
+
+class RegisteredPermissions:
+    """The registered permissions as the enum of a list's items in its JSON schema, read when the
+    schema is built (once every domain has registered its own)."""
+
+    def __get_pydantic_json_schema__(self, schema: CoreSchema, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+        json_schema = handler(schema)
+        json_schema["items"] = {"type": "string", "enum": sorted(permissions.all())}
+        return json_schema
+
+
+# A list of permission names, each one a registered permission.
+Scopes = Annotated[list[str], RegisteredPermissions()]
 
 
 def _registered_permissions(names: list[str] | None) -> list[str] | None:
@@ -60,11 +82,9 @@ class UserCreate(UserInput):
 class UserUpdate(UserInput):
     """Only the fields present in the request change; `null` is refused where a value is required."""
 
-    email: Email | None = None
-    role: Role | None = None
-    is_active: bool | None = None
-
-    _required = field_validator("email", "role", "is_active")(reject_null)
+    email: Annotated[Email | None, NOT_NULL] = None
+    role: Annotated[Role | None, NOT_NULL] = None
+    is_active: Annotated[bool | None, NOT_NULL] = None
 
 
 class UserPublic(UserBase):
@@ -78,7 +98,7 @@ class UserPublic(UserBase):
 
 
 class APIKeyCreate(APIKeyBase, InputSchema):
-    scopes: Annotated[list[str] | None, AfterValidator(_registered_permissions)] = Field(
+    scopes: Annotated[Scopes | None, AfterValidator(_registered_permissions)] = Field(
         default=None,
         description="The permissions the key grants (e.g. users:read); defaults to every permission of its creator",
     )
@@ -93,7 +113,7 @@ class APIKeyPublic(APIKeyBase):
         description="The organization the key acts in (the one active when it was created); null: a personal key"
     )
     prefix: str
-    scopes: list[str]
+    scopes: Scopes
     expires_at: datetime | None
     revoked_at: datetime | None
     last_used_at: datetime | None
