@@ -16,9 +16,11 @@ What it measures, in one run:
 How: the database at BENCH_DATABASE_URL is wiped (DROP SCHEMA public CASCADE) and migrated, the
 callers' accounts are created, users, organizations and projects are bulk-inserted, each with one
 INSERT ... SELECT generate_series. Two servers run side by side, each one uvicorn worker configured
-by environment variables: the app (`--factory app.api.main:create_app`) and the baseline
-(bench/bare_app.py: one sync handler, PyJWT or one key lookup, then indexed SELECTs: one, or a
-list's page and its capped count). Each scenario loads the baseline, then the app: one request to
+by environment variables: the app as the api image runs it (the Dockerfile's `CMD`, read from it:
+the bounded httptools protocol, `ENVIRONMENT=production` and so its JSON access line at INFO) and the
+baseline (bench/bare_app.py, plain uvicorn: one sync handler; for a session token the bare limit,
+PyJWT's RS256 check then one SELECT through an ORM session; for a key one lookup, then indexed
+SELECTs: a list's page and its capped count). Each scenario loads the baseline, then the app: one request to
 check it answers 200, 1 s of warm-up, then BENCH_ROUNDS (3) rounds, each BENCH_SECONDS (3) s on the
 baseline then on the app (the median round counts) over BENCH_CONNECTIONS (16) keep-alive
 connections from wrk (1 thread, `--latency`) or, without wrk, bench/client.py; the webhook
@@ -29,7 +31,9 @@ numbers move with the machine. The results overwrite bench/results.md.
 """
 
 import http.client
+import json
 import os
+import re
 import socket
 import statistics
 import subprocess
@@ -70,8 +74,29 @@ CPUS = sorted(os.sched_getaffinity(0))
 SERVER_CPU, LOAD_CPU = (CPUS[0], CPUS[1]) if len(CPUS) >= 2 and (os.cpu_count() or 1) >= 2 else (None, None)
 WARM_UP_DELIVERIES, MEASURED_DELIVERIES = 5_000, 25_000
 COLD_START_RUNS = 5
-APP = ["--factory", "app.api.main:create_app"]
-BARE = ["bench.bare_app:app"]
+BARE = ["bench.bare_app:app", "--no-access-log", "--log-level", "warning"]
+
+
+def production_command(dockerfile: Path = ROOT / "Dockerfile") -> list[str]:
+    """The api image's uvicorn arguments (its exec-form `CMD`), less its host and port."""
+    text = dockerfile.read_text().replace("\\\n", " ")
+    stage = text.split("AS api", 1)[1].split("\nFROM ", 1)[0]
+    found = re.search(r"^CMD (\[.*\])$", stage, re.MULTILINE)
+    if found is None:
+        raise SystemExit("the Dockerfile's api stage has no exec-form CMD")
+    arguments = json.loads(found.group(1))
+    if arguments[0] != "uvicorn":
+        raise SystemExit(f"the api image does not run uvicorn: {arguments}")
+    kept, rest = [], iter(arguments[1:])
+    for argument in rest:
+        if argument in {"--host", "--port"}:
+            next(rest)
+        else:
+            kept.append(argument)
+    return kept
+
+
+APP = production_command()
 
 
 @dataclass
@@ -104,16 +129,16 @@ def server_env(public_pem: str) -> dict[str, str]:
         "CLERK_JWT_KEY": public_pem,
         "CLERK_AUTHORIZED_PARTIES": ALLOWED_ORIGIN,
         "CLERK_WEBHOOK_SIGNING_SECRET": WEBHOOK_SECRET,
+        "ENVIRONMENT": "production",  # its checks pass here; JSON log lines, as in production
         "LOG_LEVEL": "INFO",  # the access log is on, as in production
     }
 
 
 @contextmanager
 def serving(name: str, target: list[str], env: dict[str, str], scratch: Path) -> Iterator[Server]:
-    """One uvicorn worker (no reload, no access log), pinned to the server core; stopped on exit."""
+    """One uvicorn worker on 127.0.0.1, pinned to the server core; stopped on exit."""
     port = free_port()
     command = [sys.executable, "-m", "uvicorn", *target, "--port", str(port), "--workers", "1"]
-    command += ["--no-access-log", "--log-level", "warning"]
     stderr_path = scratch / f"{name}.stderr"
     with stderr_path.open("wb") as stderr:
         process = subprocess.Popen(pinned(command, SERVER_CPU), env=env, cwd=ROOT, stderr=stderr)
