@@ -20,12 +20,13 @@ import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jwt
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
-from app.infrastructure.jwks import JWKSCache
+if TYPE_CHECKING:
+    from app.infrastructure.jwks import JWKSCache
 
 # The `cat` header of session tokens; JWT templates and machine tokens share the key, not this.
 SESSION_TOKEN_CATEGORY = "cl_B7d4PD111AAA"  # noqa: S105
@@ -127,6 +128,9 @@ class ClerkTokenVerifier:
         self._pem_key = load_pem_public_key(pem_key.replace("\\n", "\n").encode()) if pem_key else None
         self._jwks = None
         if not pem_key and jwks_url:
+            # Imported only here: its HTTP client (httpx) costs ~40 ms of a start with a PEM key.
+            from app.infrastructure.jwks import JWKSCache  # noqa: PLC0415
+
             self._jwks = JWKSCache(
                 jwks_url, timeout_seconds=jwks_timeout_seconds, min_refresh_seconds=jwks_min_refresh_seconds
             )
@@ -211,7 +215,7 @@ class ClerkTokenVerifier:
         return key
 
     @staticmethod
-    def _missing_key(jwks: JWKSCache, kid: str) -> TokenRejected:
+    def _missing_key(jwks: "JWKSCache", kid: str) -> TokenRejected:
         """Unknown when the JWKS was just read whole and lacks it; else unavailable: the token may
         be valid (a 401 would sign the user out), so the caller is told to retry."""
         if jwks.complete:
