@@ -288,6 +288,7 @@ def targets(scenarios: dict[str, Scenario], webhook: Scenario, cold_start: float
     token, key = scenarios["token"], scenarios["key"]
     small, large = scenarios["list_1k"], scenarios["list_100k"]
     token_ratio = token.ratio or 0.0
+    bare_p99 = token.baseline.p99_ms if token.baseline is not None else 0.0
     key_ratio = ratio(key.app.rate, token.app.rate)
     growth = ratio(large.app.p50_ms, small.app.p50_ms) if small.app.p50_ms else float("inf")
     few, many = scenarios["projects_1k"], scenarios["projects_100k"]
@@ -295,6 +296,12 @@ def targets(scenarios: dict[str, Scenario], webhook: Scenario, cold_start: float
     refused, valid = scenarios["refusals"].app.cpu_us or float("inf"), key.app.cpu_us or 0.0
     return [
         Target("Clerk-token /me vs bare", ">= 0.85x", f"{token_ratio:.2f}x", token_ratio >= 0.85),
+        Target(
+            "Clerk-token /me p99 vs bare's",
+            "<= 1.5x",
+            f"{token.app.p99_ms:.1f} vs {bare_p99:.1f} ms",
+            token.app.p99_ms <= 1.5 * bare_p99,
+        ),
         Target("API-key /me vs Clerk-token /me (app)", ">= 0.90x", f"{key_ratio:.2f}x", key_ratio >= 0.90),
         Target(
             "CPU of a wrong-secret refusal vs an API-key /me (app)",
