@@ -11,14 +11,17 @@ What it measures, in one run:
    100 at both sizes (the same full page and count), the others share the rest, so only the table grows;
 5. signed `POST /webhooks/clerk` `user.updated` deliveries per second: one per user, each with its
    own svix-id and a real Svix signature; afterwards the `processed` rows must equal the 200s;
-6. the API's cold start: `create_app()` in a fresh interpreter (median of 5), next to `python -c pass`.
+6. the API's cold start: `create_app()` in a fresh interpreter (median of 5, its modules compiled
+   as in the image), next to `python -c pass`.
 
 How: the database at BENCH_DATABASE_URL is wiped (DROP SCHEMA public CASCADE) and migrated, the
 callers' accounts are created, users, organizations and projects are bulk-inserted, each with one
 INSERT ... SELECT generate_series. Two servers run side by side, each one uvicorn worker configured
-by environment variables: the app (`--factory app.api.main:create_app`) and the baseline
-(bench/bare_app.py: one sync handler, PyJWT or one key lookup, then indexed SELECTs: one, or a
-list's page and its capped count). Each scenario loads the baseline, then the app: one request to
+by environment variables: the app as the api image runs it (the Dockerfile's `CMD`, read from it:
+the bounded httptools protocol, `ENVIRONMENT=production` and so its JSON access line at INFO) and the
+baseline (bench/bare_app.py, plain uvicorn: one sync handler; for a session token the bare limit,
+PyJWT's RS256 check then one SELECT through an ORM session; for a key one lookup, then indexed
+SELECTs: a list's page and its capped count). Each scenario loads the baseline, then the app: one request to
 check it answers 200, 1 s of warm-up, then BENCH_ROUNDS (3) rounds, each BENCH_SECONDS (3) s on the
 baseline then on the app (the median round counts) over BENCH_CONNECTIONS (16) keep-alive
 connections from wrk (1 thread, `--latency`) or, without wrk, bench/client.py; the webhook
@@ -29,7 +32,9 @@ numbers move with the machine. The results overwrite bench/results.md.
 """
 
 import http.client
+import json
 import os
+import re
 import socket
 import statistics
 import subprocess
@@ -70,8 +75,29 @@ CPUS = sorted(os.sched_getaffinity(0))
 SERVER_CPU, LOAD_CPU = (CPUS[0], CPUS[1]) if len(CPUS) >= 2 and (os.cpu_count() or 1) >= 2 else (None, None)
 WARM_UP_DELIVERIES, MEASURED_DELIVERIES = 5_000, 25_000
 COLD_START_RUNS = 5
-APP = ["--factory", "app.api.main:create_app"]
-BARE = ["bench.bare_app:app"]
+BARE = ["bench.bare_app:app", "--no-access-log", "--log-level", "warning"]
+
+
+def production_command(dockerfile: Path = ROOT / "Dockerfile") -> list[str]:
+    """The api image's uvicorn arguments (its exec-form `CMD`), less its host and port."""
+    text = dockerfile.read_text().replace("\\\n", " ")
+    stage = text.split("AS api", 1)[1].split("\nFROM ", 1)[0]
+    found = re.search(r"^CMD (\[.*\])$", stage, re.MULTILINE)
+    if found is None:
+        raise SystemExit("the Dockerfile's api stage has no exec-form CMD")
+    arguments = json.loads(found.group(1))
+    if arguments[0] != "uvicorn":
+        raise SystemExit(f"the api image does not run uvicorn: {arguments}")
+    kept, rest = [], iter(arguments[1:])
+    for argument in rest:
+        if argument in {"--host", "--port"}:
+            next(rest)
+        else:
+            kept.append(argument)
+    return kept
+
+
+APP = production_command()
 
 
 @dataclass
@@ -104,16 +130,16 @@ def server_env(public_pem: str) -> dict[str, str]:
         "CLERK_JWT_KEY": public_pem,
         "CLERK_AUTHORIZED_PARTIES": ALLOWED_ORIGIN,
         "CLERK_WEBHOOK_SIGNING_SECRET": WEBHOOK_SECRET,
+        "ENVIRONMENT": "production",  # its checks pass here; JSON log lines, as in production
         "LOG_LEVEL": "INFO",  # the access log is on, as in production
     }
 
 
 @contextmanager
 def serving(name: str, target: list[str], env: dict[str, str], scratch: Path) -> Iterator[Server]:
-    """One uvicorn worker (no reload, no access log), pinned to the server core; stopped on exit."""
+    """One uvicorn worker on 127.0.0.1, pinned to the server core; stopped on exit."""
     port = free_port()
     command = [sys.executable, "-m", "uvicorn", *target, "--port", str(port), "--workers", "1"]
-    command += ["--no-access-log", "--log-level", "warning"]
     stderr_path = scratch / f"{name}.stderr"
     with stderr_path.open("wb") as stderr:
         process = subprocess.Popen(pinned(command, SERVER_CPU), env=env, cwd=ROOT, stderr=stderr)
@@ -262,6 +288,7 @@ def targets(scenarios: dict[str, Scenario], webhook: Scenario, cold_start: float
     token, key = scenarios["token"], scenarios["key"]
     small, large = scenarios["list_1k"], scenarios["list_100k"]
     token_ratio = token.ratio or 0.0
+    bare_p99 = token.baseline.p99_ms if token.baseline is not None else 0.0
     key_ratio = ratio(key.app.rate, token.app.rate)
     growth = ratio(large.app.p50_ms, small.app.p50_ms) if small.app.p50_ms else float("inf")
     few, many = scenarios["projects_1k"], scenarios["projects_100k"]
@@ -269,6 +296,12 @@ def targets(scenarios: dict[str, Scenario], webhook: Scenario, cold_start: float
     refused, valid = scenarios["refusals"].app.cpu_us or float("inf"), key.app.cpu_us or 0.0
     return [
         Target("Clerk-token /me vs bare", ">= 0.85x", f"{token_ratio:.2f}x", token_ratio >= 0.85),
+        Target(
+            "Clerk-token /me p99 vs bare's",
+            "<= 1.5x",
+            f"{token.app.p99_ms:.1f} vs {bare_p99:.1f} ms",
+            token.app.p99_ms <= 1.5 * bare_p99,
+        ),
         Target("API-key /me vs Clerk-token /me (app)", ">= 0.90x", f"{key_ratio:.2f}x", key_ratio >= 0.90),
         Target(
             "CPU of a wrong-secret refusal vs an API-key /me (app)",
@@ -341,6 +374,9 @@ def main() -> None:
     scenarios, webhook, check = run_scenarios(env, engine, token, member.api_key, admin.api_key, tenant.api_key)
     engine.dispose()
 
+    # As the api image does (`python -m compileall app`): with PYTHONDONTWRITEBYTECODE set, as on
+    # these machines, every start would compile the app's modules again.
+    subprocess.run([sys.executable, "-m", "compileall", "-q", "app"], cwd=ROOT, check=True)
     cold_start = median_seconds("from app.api.main import create_app; create_app()", env)
     bare_python = median_seconds("pass", env)
     print(f"{'API cold start (create_app)':<34} {cold_start:8.2f} s      median of {COLD_START_RUNS} runs")

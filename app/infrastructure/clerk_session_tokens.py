@@ -4,19 +4,29 @@ Failures raise `TokenRejected` with a machine-readable `reason`. `verify` (in a 
 touches the network: with a PEM key there is none; with a JWKS, `resolve_keys` (on the event loop,
 before the request reaches its thread) fetches the keys the request's tokens name, into a cache
 `verify` only reads.
+
+A browser sends the same token with every request until it expires (Clerk's live 60 s), and its
+RS256 signature check costs about a sixth of a request's CPU. So a token whose signature and claims
+verified is remembered (`VerifiedTokens`), keyed by its exact text, until the earlier of its `exp`
+and VERIFIED_TOKEN_MAX_SECONDS after it was checked, while the key that verified it is still the
+one its `kid` names; every other check (`alg`, `cat`, `sub`, `azp`, `sts`, `o`) runs on each use.
+Nothing that failed is remembered: a refused token is checked in full each time.
 """
 
 import base64
 import json
 import re
+import threading
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jwt
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
-from app.infrastructure.jwks import JWKSCache
+if TYPE_CHECKING:
+    from app.infrastructure.jwks import JWKSCache
 
 # The `cat` header of session tokens; JWT templates and machine tokens share the key, not this.
 SESSION_TOKEN_CATEGORY = "cl_B7d4PD111AAA"  # noqa: S105
@@ -24,6 +34,8 @@ LEEWAY_SECONDS = 5
 CLERK_ID = re.compile(r"[A-Za-z0-9_]{1,64}")  # user_2abc..., org_2abc...: what a `clerk_id` can hold
 ROLE = re.compile(r"[A-Za-z0-9_:-]{1,64}")  # admin, member, org:billing...
 REQUIRED_CLAIMS = ("exp", "iat", "nbf", "iss", "sub", "sid")
+VERIFIED_TOKENS_MAX = 4096  # ~10 MB at most: tokens of 4096 sessions active in the last minute
+VERIFIED_TOKEN_MAX_SECONDS = 60.0  # a token with a longer life is verified again after this
 
 
 class TokenRejected(Exception):  # noqa: N818 (a verdict, not an error of ours)
@@ -53,6 +65,45 @@ class SessionClaims:
     organization: ActiveOrganization | None = None  # None: no active organization
 
 
+@dataclass(frozen=True, slots=True)
+class VerifiedToken:
+    header: dict[str, Any]
+    claims: dict[str, Any]
+    key: Any  # the key its signature verified with
+    until: float  # time.time() after which it is verified again
+
+
+class VerifiedTokens:
+    """Verified tokens by their exact text, each until its `until`; at most `max_entries` (when
+    full, the expired go first, then the oldest). Shared by the worker threads: one lock."""
+
+    def __init__(self, max_entries: int = VERIFIED_TOKENS_MAX) -> None:
+        self.max_entries = max_entries
+        self._entries: dict[str, VerifiedToken] = {}
+        self._lock = threading.Lock()
+
+    def get(self, token: str) -> VerifiedToken | None:
+        with self._lock:
+            entry = self._entries.get(token)
+            if entry is not None and time.time() >= entry.until:
+                del self._entries[token]
+                return None
+        return entry
+
+    def put(self, token: str, entry: VerifiedToken) -> None:
+        with self._lock:
+            if token not in self._entries and len(self._entries) >= self.max_entries:
+                now = time.time()
+                for expired in [name for name, old in self._entries.items() if now >= old.until]:
+                    del self._entries[expired]
+                if len(self._entries) >= self.max_entries:
+                    del self._entries[next(iter(self._entries))]  # the oldest: dicts keep insertion order
+            self._entries[token] = entry
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
 class ClerkTokenVerifier:
     """`azp` policy, Clerk's SDK's: with authorized parties configured, `azp` must be present and
     equal one of them exactly. `accept_missing_azp` (an explicit opt-in, for native clients that send
@@ -77,10 +128,14 @@ class ClerkTokenVerifier:
         self._pem_key = load_pem_public_key(pem_key.replace("\\n", "\n").encode()) if pem_key else None
         self._jwks = None
         if not pem_key and jwks_url:
+            # Imported only here: its HTTP client (httpx) costs ~40 ms of a start with a PEM key.
+            from app.infrastructure.jwks import JWKSCache  # noqa: PLC0415
+
             self._jwks = JWKSCache(
                 jwks_url, timeout_seconds=jwks_timeout_seconds, min_refresh_seconds=jwks_min_refresh_seconds
             )
         self.fetches_keys = self._jwks is not None  # else `resolve_keys` has nothing to do
+        self.verified = VerifiedTokens()
 
     async def resolve_keys(self, tokens: Iterable[str]) -> None:
         """On the event loop, before `verify`: have the keys these tokens name cached if they can be,
@@ -104,8 +159,12 @@ class ClerkTokenVerifier:
             raise self._missing_key(jwks, kids[0])
 
     def verify(self, token: str, *, from_cookie: bool = False) -> SessionClaims:
-        key = self._pem_key if self._pem_key is not None else self._signing_key(token)
-        header, claims = self._decode(token, key)
+        verified = self.verified.get(token)
+        if verified is not None and self._still_signed(verified):
+            header, claims, key = verified.header, verified.claims, None
+        else:
+            key = self._pem_key if self._pem_key is not None else self._signing_key(token)
+            header, claims = self._decode(token, key)
         if header.get("alg") != "RS256":
             raise TokenRejected("algorithm", "session token must be signed with RS256")
         if header.get("cat") is not None and header["cat"] != SESSION_TOKEN_CATEGORY:
@@ -122,9 +181,18 @@ class ClerkTokenVerifier:
             raise TokenRejected("authorized_party", f"authorized party {azp!r} is not allowed")
         if claims.get("sts") == "pending":
             raise TokenRejected("pending_session", "the session is pending: treated as signed out")
-        return SessionClaims(
+        session = SessionClaims(
             user_id=claims["sub"], session_id=claims["sid"], claims=claims, organization=active_organization(claims)
         )
+        if key is not None:  # verified just now, and accepted: remembered
+            until = min(float(claims["exp"]), time.time() + VERIFIED_TOKEN_MAX_SECONDS)
+            self.verified.put(token, VerifiedToken(header, claims, key, until))
+        return session
+
+    def _still_signed(self, verified: VerifiedToken) -> bool:
+        """The key that verified the token is still the one its `kid` names (a JWKS key Clerk
+        withdrew stops verifying the tokens it signed, remembered or not)."""
+        return self._jwks is None or self._jwks.get(verified.header.get("kid", "")) is verified.key
 
     @staticmethod
     def _header(token: str) -> dict[str, Any]:
@@ -147,7 +215,7 @@ class ClerkTokenVerifier:
         return key
 
     @staticmethod
-    def _missing_key(jwks: JWKSCache, kid: str) -> TokenRejected:
+    def _missing_key(jwks: "JWKSCache", kid: str) -> TokenRejected:
         """Unknown when the JWKS was just read whole and lacks it; else unavailable: the token may
         be valid (a 401 would sign the user out), so the caller is told to retry."""
         if jwks.complete:

@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from litestar.testing import TestClient
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from app.api.main import create_app
 from app.bootstrap import Container
@@ -30,7 +30,7 @@ from tests.clerk_helpers import (
     session_claims,
     unsigned_token,
 )
-from tests.helpers import settings_for
+from tests.helpers import recorded, settings_for
 
 KEY = SigningKey("ins_test")
 OTHER_KEY = SigningKey("ins_test")  # same kid, different key: a forgery
@@ -173,6 +173,25 @@ def test_a_deleted_or_deactivated_user_is_signed_out(clerk_client: TestClient, m
         response = clerk_client.get("/api/users/me", headers=bearer(KEY.mint(sub=sub)))
         assert response.status_code == 401
         assert response.json()["reason"] == "user_inactive"
+
+
+def test_a_remembered_token_still_reads_its_user_each_request(clerk_client: TestClient, database: Database) -> None:
+    """The token's verification is remembered, its user is not: one SELECT, one session and no
+    transaction per request, and a user deactivated meanwhile is signed out on the next one."""
+    token = KEY.mint(sub="user_remembered")
+    assert clerk_client.get("/api/users/me", headers=bearer(token)).status_code == 200  # first sight: INSERT
+    with recorded(clerk_client.app.state.container.database) as seen:
+        for _ in range(3):
+            assert clerk_client.get("/api/users/me", headers=bearer(token)).status_code == 200
+    assert seen["statements"] == ["SELECT"] * 3
+    assert len(seen["checkin_threads"]) == 3  # one session, one connection per request
+    if database.engine.dialect.name == "postgresql":
+        assert seen["autocommit"] == ["True"] * 3  # no BEGIN, no COMMIT
+    with database.session() as session, session.begin():
+        session.execute(update(User).where(User.clerk_id == "user_remembered").values(is_active=False))
+    response = clerk_client.get("/api/users/me", headers=bearer(token))
+    assert response.status_code == 401
+    assert response.json()["reason"] == "user_inactive"
 
 
 def test_session_tokens_are_refused_when_clerk_is_not_configured(client: TestClient) -> None:

@@ -1,5 +1,6 @@
 """The request path's budget: one statement for /me, one session, closed in the worker thread."""
 
+import gc
 from collections.abc import Callable
 
 from litestar.testing import TestClient
@@ -64,3 +65,8 @@ def test_after_the_database_drops_every_connection_one_request_fails_then_all_su
     assert statuses.count(503) <= 1, statuses
     assert set(statuses) <= {200, 503}
     assert statuses[-1] == 200
+
+
+def test_start_up_objects_are_frozen_out_of_the_collector(client: TestClient) -> None:
+    """`gc.freeze` at start-up: full collections no longer walk every module, route and model."""
+    assert gc.get_freeze_count() > 10_000

@@ -120,14 +120,14 @@ class ClerkUserSync(ServiceBase):
         `lock` holds the row until commit (PostgreSQL), so concurrent events for one user apply
         one after the other and the "older update" check sees the latest state.
         """
-        users = self.users  # the actor is checked before any query
+        require_admin(self.actor)  # before any query; the UserService is built only to insert
         by_clerk_id = USER_BY_CLERK_ID_FOR_UPDATE if lock else USER_BY_CLERK_ID
         user = self.session.scalars(by_clerk_id, {"clerk_id": clerk_id}).one_or_none()
         if user is None:
             values: dict[str, Any] = {"clerk_id": clerk_id}
             if created_at is not None:
                 values["created_at"] = created_at
-            user = users.repository.insert_if_absent(values, unique_columns=("clerk_id",))
+            user = self.users.repository.insert_if_absent(values, unique_columns=("clerk_id",))
             if user is None:  # a concurrent first sight inserted it: it has committed, read it
                 user = self.session.scalars(by_clerk_id, {"clerk_id": clerk_id}).one()
         return user

@@ -16,8 +16,6 @@ schemas, the Clerk webhook and reconciliation, the CLI and `populate` all end in
 
 import unicodedata
 
-from email_validator import EmailNotValidError, validate_email
-
 MAX_LENGTH = 320  # the column's; email-validator already refuses past 254
 
 
@@ -36,6 +34,10 @@ def normalized_email(value: str) -> NormalizedEmail:
     """The address as stored, or InvalidEmailError."""
     if type(value) is NormalizedEmail:
         return value
+    # Imported on first use: it costs ~40 ms of the API's start, and most processes validate
+    # no address for a while (reads authenticate by key or token).
+    from email_validator import EmailNotValidError, validate_email  # noqa: PLC0415
+
     text = unicodedata.normalize("NFC", value).strip()
     try:
         address = validate_email(text, check_deliverability=False).normalized

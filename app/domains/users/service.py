@@ -128,8 +128,15 @@ class UserService(Service[User]):
             raise PermissionDeniedError("users are removed with a tombstone, not deleted")
 
     def current(self) -> User:
-        """The actor's own user. Authentication loaded it into this session: no query."""
-        user = self.session.get(User, self.actor.user_id) if self.actor.user_id else None
+        """The actor's own user: the row authentication loaded into this session (`keep_actor_row`),
+        else from the session's identity map or by its key."""
+        user_id = self.actor.user_id
+        kept = self.session.info.get("actor_user")
+        user: User | None
+        if isinstance(kept, User) and user_id is not None and kept.id == user_id:
+            user = kept
+        else:
+            user = self.session.get(User, user_id) if user_id else None
         if user is None or not is_usable(user):
             raise NotFoundError("the actor is not a user")
         return user
