@@ -13,7 +13,6 @@ from litestar.exceptions import HTTPException, ValidationException
 from litestar.types import ExceptionHandlersMap
 from sqlalchemy import exc as sa_exc
 
-from app.api.request_log import request_id
 from app.domains.base.exceptions import (
     AuthenticationError,
     ConflictError,
@@ -97,7 +96,6 @@ def _domain_error(request: Request[Any, Any, Any], exc: DomainError) -> Response
             request.method,
             request.url.path,
             client,
-            extra={"request_id": request_id(request.scope)},
         )
     return problem(status, exc.detail, headers=headers, **exc.extra)
 
@@ -149,11 +147,10 @@ outages = OutageLog()
 def _database_unavailable(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
     """An unreachable, frozen or failing database, a pool with no free connection: retry later.
 
-    One line per failure (the request id is a field of the record); the traceback once per outage,
+    One line per failure (the request id is a field of the record, from the context); the traceback once per outage,
     not per request.
     Neither names the statement's parameters (see `describe_database_error`).
     """
-    rid = request_id(request.scope)  # the access line's id; the response carries it in X-Request-ID
     trace = Verbatim(f"\n{redacted_traceback(exc)}" if outages.starts_outage() else "")
     logger.warning(
         "database unavailable: %s %s: %s%s",
@@ -161,7 +158,6 @@ def _database_unavailable(request: Request[Any, Any, Any], exc: Exception) -> Re
         request.url.path,
         describe_database_error(exc),
         trace,
-        extra={"request_id": rid},
     )
     headers = {"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)}
     return problem(503, "the database is unavailable, retry later", headers=headers)
