@@ -2,6 +2,7 @@
 
 import asyncio
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import msgspec
 from litestar import Litestar
@@ -18,7 +19,7 @@ from app.api.dependencies import app_dependencies
 from app.api.docs import DOCS_PATH, docs_assets, docs_pages, docs_router
 from app.api.problems import exception_handlers
 from app.api.request_body import API_MAX_BODY_BYTES, BodyDeadline
-from app.api.request_log import AccessLog
+from app.api.request_log import AccessLog, RequestObserver
 from app.api.route_decorators import ensure_every_route_verifies_credentials
 from app.bootstrap import Container, bootstrap
 from app.infrastructure.config import Settings
@@ -55,6 +56,15 @@ def logging_config(settings: Settings) -> LoggingConfig:
     )
 
 
+class App(Litestar):
+    @staticmethod
+    def _patch_opentelemetry_middleware(config: Any) -> Any:
+        """Litestar imports its OpenTelemetry plugin for every app, to move OpenTelemetry middleware
+        passed by hand in front of the others: we pass none (tracing is the plugin's, when on: see
+        app/api/tracing.py), and that import would load OpenTelemetry with tracing off."""
+        return config
+
+
 def create_app(settings: Settings | None = None, container: Container | None = None) -> Litestar:
     container = container or bootstrap(settings)
     settings = container.settings
@@ -65,7 +75,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         executor = ThreadPoolExecutor(settings.worker_threads, thread_name_prefix="worker")
         asyncio.get_running_loop().set_default_executor(executor)
 
-    app = Litestar(
+    app = App(
         route_handlers=[*controllers, docs_assets],
         dependencies=app_dependencies,
         middleware=[DefineMiddleware(CredentialMiddleware, exclude=[f"^{DOCS_PATH}"])],
@@ -94,5 +104,30 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     )
     ensure_every_route_verifies_credentials(app)
     app.asgi_handler = BodyDeadline(app.asgi_handler, settings.request_body_timeout_seconds)
-    app.asgi_handler = AccessLog(app.asgi_handler)  # outermost: sees the router's 404s too
+    observe = enable_metrics(app, container) if settings.metrics_enabled else None
+    app.asgi_handler = AccessLog(app.asgi_handler, observe)  # outermost: sees the router's 404s too
     return app
+
+
+def enable_metrics(app: Litestar, container: Container) -> RequestObserver:
+    """Prometheus metrics (imported only now): the request observer for the access layer, the pool's
+    gauges, and the metrics port served from this process while the app runs."""
+    from app.infrastructure import prometheus  # noqa: PLC0415
+
+    settings = container.settings
+    recorder = prometheus.enable(settings)
+    recorder.sample_pool(container.database.engine.pool)
+    servers = []
+
+    async def serve_metrics() -> None:
+        servers.append(prometheus.serve(settings.metrics_host, settings.metrics_port))
+
+    async def stop_metrics() -> None:
+        for server in servers:
+            server.shutdown()
+            server.server_close()
+        prometheus.process_stopped()
+
+    app.on_startup.append(serve_metrics)
+    app.on_shutdown.insert(0, stop_metrics)
+    return recorder.observe_request

@@ -1,6 +1,7 @@
 """Every error leaves as RFC 9457 problem details. Domain errors are mapped to HTTP here, once."""
 
 import logging
+import re
 import threading
 import time
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from app.domains.base.exceptions import (
     PermissionDeniedError,
     TooManyAttemptsError,
 )
+from app.infrastructure import metrics
 from app.infrastructure.database_errors import describe_database_error, involves_database, is_outage, redacted_traceback
 from app.infrastructure.log_format import Verbatim
 from app.infrastructure.svix import WebhookRejected
@@ -88,6 +90,7 @@ def _domain_error(request: Request[Any, Any, Any], exc: DomainError) -> Response
     elif status == 429:
         headers = {"Retry-After": str(exc.extra["retry_after"])}
     if status in {401, 429}:  # one line, never the credential itself
+        metrics.recorder.auth_refused(str(exc.extra.get("reason") or _kind(exc)))
         client = request.client.host if request.client else "-"
         logger.info(
             "authentication refused (%d %s) on %s %s from %s",
@@ -100,8 +103,16 @@ def _domain_error(request: Request[Any, Any, Any], exc: DomainError) -> Response
     return problem(status, exc.detail, headers=headers, **exc.extra)
 
 
+def _kind(error: Exception) -> str:
+    """`InvalidAPIKeyError` -> `invalid_api_key`: a bounded label for an error without a reason."""
+    return re.sub(
+        r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", type(error).__name__.removesuffix("Error")
+    ).lower()
+
+
 def _webhook_rejected(_: Request[Any, Any, Any], exc: WebhookRejected) -> Response[dict[str, Any]]:
     status = 503 if exc.reason == "disabled" else 400 if exc.malformed else 401
+    metrics.recorder.webhook_delivery(f"rejected_{exc.reason}")
     return problem(status, exc.detail, reason=exc.reason)
 
 

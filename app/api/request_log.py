@@ -22,6 +22,7 @@ Headers on every response, one of three precomputed tuples (a request pays a lis
 import logging
 import re
 import time
+from collections.abc import Callable
 from random import getrandbits
 from typing import Any
 
@@ -63,11 +64,17 @@ def _new_request_id() -> str:
     return f"{getrandbits(128):032x}"
 
 
-class AccessLog:
-    """Wraps the app's ASGI handler (`app.asgi_handler`): one id, one header, one log record."""
+# Told of each request once it is answered: the request's scope, its status, its seconds (metrics).
+type RequestObserver = Callable[[HTTPScope, int, float], None]
 
-    def __init__(self, app: ASGIApp) -> None:
+
+class AccessLog:
+    """Wraps the app's ASGI handler (`app.asgi_handler`): one id, one header, one log record, and
+    the observer's call (the request metrics) when there is one."""
+
+    def __init__(self, app: ASGIApp, observe: RequestObserver | None = None) -> None:
         self.app = app
+        self.observe = observe
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != ScopeType.HTTP:
@@ -91,8 +98,11 @@ class AccessLog:
         try:
             await self.app(scope, receive, send_with_headers)
         finally:
+            seconds = time.perf_counter() - started
             if logger.isEnabledFor(logging.INFO):
-                _log(scope, status, (time.perf_counter() - started) * 1000)
+                _log(scope, status, seconds * 1000)
+            if self.observe is not None:
+                self.observe(scope, status, seconds)
             reset_fields(context)
 
 

@@ -21,11 +21,16 @@ BatchSize = Annotated[int, Field(ge=1, le=100_000)] | None
 
 def container() -> Container:
     """Built from the environment on first use, which also sets up the worker's logging
-    (app/workers/logs.py); `use_container` sets another (tests, embedding)."""
+    (app/workers/logs.py) and, with METRICS_ENABLED, its metrics; `use_container` sets another
+    (tests, embedding)."""
     global _container  # noqa: PLW0603
     if _container is None:
         _container = bootstrap()
         configure_worker_logging(_container.settings)
+        if _container.settings.metrics_enabled:  # every worker process records; `serve` serves them
+            from app.infrastructure import prometheus  # noqa: PLC0415
+
+            prometheus.enable(_container.settings)
     return _container
 
 

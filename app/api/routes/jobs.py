@@ -22,6 +22,7 @@ from app.domains.jobs.models import Job
 from app.domains.jobs.permissions import JobPermission
 from app.domains.jobs.schemas import JobPublic
 from app.domains.jobs.service import JobService
+from app.infrastructure import metrics
 
 Jobs = NamedDependency[JobService]
 Params = NamedDependency[ListParams]
@@ -45,6 +46,7 @@ LOCATION = [
 
 def accepted(job: Job) -> Response[JobPublic]:
     """202: queued, not done; poll the job at `Location`."""
+    metrics.recorder.job_enqueued(job.kind)
     return Response(public(job), status_code=202, headers={"Location": f"/api/jobs/{job.id}"})
 
 
