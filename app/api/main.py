@@ -21,7 +21,9 @@ from app.api.problems import exception_handlers
 from app.api.request_body import API_MAX_BODY_BYTES, BodyDeadline
 from app.api.request_log import AccessLog, RequestObserver
 from app.api.route_decorators import ensure_every_route_verifies_credentials
+from app.api.tracing import name_span_by_route, tracing_plugin
 from app.bootstrap import Container, bootstrap
+from app.infrastructure import tracing
 from app.infrastructure.config import Settings
 from app.infrastructure.log_format import (
     BackgroundStreamHandler,
@@ -66,8 +68,14 @@ class App(Litestar):
 
 
 def create_app(settings: Settings | None = None, container: Container | None = None) -> Litestar:
+    if tracing.enabled():  # before the container: its HTTP clients are traced too
+        tracing.configure("app-api")
     container = container or bootstrap(settings)
     settings = container.settings
+    plugins = []
+    if tracing.enabled():
+        tracing.instrument_engine(container.database.engine)
+        plugins.append(tracing_plugin())
     lean_log_records()  # every request logs a record: build it with no more than the formats show
 
     async def size_worker_pool() -> None:
@@ -100,6 +108,8 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         ),
         logging_config=logging_config(settings),
         request_max_body_size=API_MAX_BODY_BYTES,
+        plugins=plugins,
+        before_request=name_span_by_route if plugins else None,
         debug=False,
     )
     ensure_every_route_verifies_credentials(app)

@@ -29,7 +29,7 @@ from app.domains.base.actors import Actor
 from app.domains.jobs.models import Job
 from app.domains.jobs.runner import run_job
 from app.domains.jobs.service import JobService
-from app.infrastructure import metrics
+from app.infrastructure import metrics, tracing
 from app.workers.policy import JOB_TASK, JOB_TASK_POLICY
 from app.workers.runtime import container
 
@@ -93,9 +93,13 @@ class Dispatcher:
         outcome already recorded stays."""
         job_id, started = job.id, time.perf_counter()
         status: str | None = "error"  # Prefect failed around the run
+        span = tracing.linked_span(
+            f"job {job.kind}", job.trace_context, **{"app.job.id": str(job_id), "app.job.kind": job.kind}
+        )
         try:
-            self._enter_prefect_client()
-            status = run_claimed_job(job_id=str(job_id), worker_id=self.worker_id)
+            with span:  # linked to the trace of the request that queued it
+                self._enter_prefect_client()
+                status = run_claimed_job(job_id=str(job_id), worker_id=self.worker_id)
         except Exception as error:
             logger.warning("job %s: its task run failed (%s); it will be retried", job_id, type(error).__name__)
             try:

@@ -11,6 +11,7 @@ from pydantic import Field
 from app.bootstrap import Container, bootstrap
 from app.domains.base.actors import Actor
 from app.domains.base.unit_of_work import UnitOfWork
+from app.infrastructure import tracing
 from app.workers.logs import configure_worker_logging
 
 _container: Container | None = None
@@ -27,6 +28,9 @@ def container() -> Container:
     if _container is None:
         _container = bootstrap()
         configure_worker_logging(_container.settings)
+        if tracing.enabled():
+            tracing.configure("app-worker")
+            tracing.instrument_engine(_container.database.engine)
         if _container.settings.metrics_enabled:  # every worker process records; `serve` serves them
             from app.infrastructure import prometheus  # noqa: PLC0415
 
