@@ -6,6 +6,7 @@ imported (tests/test_metrics.py checks `sys.modules` in a fresh process)."""
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 from litestar.testing import TestClient
 from opentelemetry.trace import SpanKind
 
@@ -62,3 +63,24 @@ def test_one_trace_per_request_with_its_sql_and_no_secret(
     assert "cookie" not in every_name
     assert "x-api-key" not in every_name
     assert tracing.current_traceparent() is None  # no span outside a request
+
+
+@pytest.mark.parametrize(
+    ("environment", "on"),
+    [
+        ({}, False),
+        ({"OTEL_SERVICE_NAME": "api"}, False),  # a name alone sends nothing anywhere
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318"}, True),
+        ({"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://collector:4318/v1/traces"}, True),
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318", "OTEL_SDK_DISABLED": "true"}, False),
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": " "}, False),
+    ],
+)
+def test_traces_are_on_only_with_an_endpoint_and_not_disabled(
+    monkeypatch: pytest.MonkeyPatch, environment: dict[str, str], on: bool
+) -> None:
+    for name in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_SDK_DISABLED"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    assert tracing.enabled() is on
