@@ -134,3 +134,25 @@ def test_two_worker_processes_count_every_request_once(two_workers: tuple[str, s
 def test_the_metrics_port_listens_on_loopback_by_default() -> None:
     assert Settings(_env_file=None).metrics_host == "127.0.0.1"
     assert Settings(_env_file=None).metrics_enabled is False
+
+
+def test_each_server_instance_has_its_folder_and_stale_ones_are_deleted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from app.infrastructure import prometheus
+
+    monkeypatch.setenv(prometheus.RUN_DIR_VARIABLE, "")  # so that the value set below is undone after the test
+    monkeypatch.delenv(prometheus.RUN_DIR_VARIABLE)
+    stale = tmp_path / "999999999-12345"  # no such process
+    stale.mkdir()
+    (stale / "counter_1.db").write_bytes(b"")
+    unrelated = tmp_path / "notes"
+    unrelated.mkdir()
+    settings = Settings(_env_file=None, metrics_dir=str(tmp_path))
+    run = prometheus.run_directory(settings)
+    assert run.parent == tmp_path
+    assert run.name == f"{os.getppid()}-{prometheus._start_time(os.getppid())}"  # shared by uvicorn's workers
+    assert not stale.exists()
+    assert unrelated.exists()  # not one of ours
+    assert os.environ[prometheus.RUN_DIR_VARIABLE] == str(run)  # what this process's children use
+    assert prometheus.run_directory(settings) == run
