@@ -36,7 +36,8 @@ def timed(record: list[list[Any]], function: Callable[..., Any], job_id_at: int 
     def call(*args: Any, **kwargs: Any) -> Any:
         started = time.perf_counter()
         result = function(*args, **kwargs)
-        label = str(args[job_id_at]) if job_id_at is not None else len(result)
+        job = args[job_id_at] if job_id_at is not None else None
+        label = str(getattr(job, "id", job)) if job_id_at is not None else len(result)  # a Job or its id
         record.append([label, time.perf_counter() - started])
         return result
 
@@ -49,7 +50,7 @@ def main() -> None:
 
     timings: dict[str, list[list[Any]]] = {"run": [], "run_job": [], "claim": []}
     if os.environ.get("BENCH_TIMINGS"):
-        # run_job(uow_factory, job_id, worker_id); Dispatcher.run(self, job_id); Dispatcher.claim(self, limit)
+        # run_job(uow_factory, job_id, worker_id); Dispatcher.run(self, job); Dispatcher.claim(self, limit)
         jobs.run_job = timed(timings["run_job"], jobs.run_job, 1)  # type: ignore[assignment]
         jobs.Dispatcher.run = timed(timings["run"], jobs.Dispatcher.run, 1)  # type: ignore[method-assign]
         jobs.Dispatcher.claim = timed(timings["claim"], jobs.Dispatcher.claim, None)  # type: ignore[method-assign]

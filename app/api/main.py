@@ -3,6 +3,7 @@
 import asyncio
 import gc
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import msgspec
 from litestar import Litestar
@@ -19,9 +20,11 @@ from app.api.docs import DOCS_PATH, docs_assets, docs_pages, docs_router
 from app.api.openapi import openapi_config
 from app.api.problems import exception_handlers
 from app.api.request_body import API_MAX_BODY_BYTES, BodyDeadline
-from app.api.request_log import AccessLog
+from app.api.request_log import AccessLog, RequestObserver
 from app.api.route_decorators import ensure_every_route_verifies_credentials
+from app.api.tracing import name_span_by_route, tracing_plugin
 from app.bootstrap import Container, bootstrap
+from app.infrastructure import tracing
 from app.infrastructure.config import Settings
 from app.infrastructure.log_format import (
     BackgroundStreamHandler,
@@ -80,9 +83,24 @@ def freeze_startup_objects() -> None:
         gc.freeze()
 
 
+class App(Litestar):
+    @staticmethod
+    def _patch_opentelemetry_middleware(config: Any) -> Any:
+        """Litestar imports its OpenTelemetry plugin for every app, to move OpenTelemetry middleware
+        passed by hand in front of the others: we pass none (tracing is the plugin's, when on: see
+        app/api/tracing.py), and that import would load OpenTelemetry with tracing off."""
+        return config
+
+
 def create_app(settings: Settings | None = None, container: Container | None = None) -> Litestar:
+    if tracing.enabled():  # before the container: its HTTP clients are traced too
+        tracing.configure("app-api")
     container = container or bootstrap(settings)
     settings = container.settings
+    plugins = []
+    if tracing.enabled():
+        tracing.instrument_engine(container.database.engine)
+        plugins.append(tracing_plugin())
     lean_log_records()  # every request logs a record: build it with no more than the formats show
 
     async def size_worker_pool() -> None:
@@ -90,7 +108,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         executor = ThreadPoolExecutor(settings.worker_threads, thread_name_prefix="worker")
         asyncio.get_running_loop().set_default_executor(executor)
 
-    app = Litestar(
+    app = App(
         route_handlers=[*controllers, docs_assets],
         dependencies=app_dependencies,
         middleware=[DefineMiddleware(CredentialMiddleware, exclude=[f"^{DOCS_PATH}"])],
@@ -102,10 +120,37 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         openapi_config=openapi_config(docs_pages(), DOCS_PATH, openapi_router=docs_router()),
         logging_config=logging_config(settings),
         request_max_body_size=API_MAX_BODY_BYTES,
+        plugins=plugins,
+        before_request=name_span_by_route if plugins else None,
         debug=False,
     )
     ensure_every_route_verifies_credentials(app)
     allow_every_method(app)
     app.asgi_handler = BodyDeadline(app.asgi_handler, settings.request_body_timeout_seconds)
-    app.asgi_handler = AccessLog(app.asgi_handler)  # outermost: sees the router's 404s too
+    observe = enable_metrics(app, container) if settings.metrics_enabled else None
+    app.asgi_handler = AccessLog(app.asgi_handler, observe)  # outermost: sees the router's 404s too
     return app
+
+
+def enable_metrics(app: Litestar, container: Container) -> RequestObserver:
+    """Prometheus metrics (imported only now): the request observer for the access layer, the pool's
+    gauges, and the metrics port served from this process while the app runs."""
+    from app.infrastructure import prometheus  # noqa: PLC0415
+
+    settings = container.settings
+    recorder = prometheus.enable(settings)
+    recorder.sample_pool(container.database.engine.pool)
+    servers = []
+
+    async def serve_metrics() -> None:
+        servers.append(prometheus.serve(settings.metrics_host, settings.metrics_port))
+
+    async def stop_metrics() -> None:
+        for server in servers:
+            server.shutdown()
+            server.server_close()
+        prometheus.process_stopped()
+
+    app.on_startup.append(serve_metrics)
+    app.on_shutdown.insert(0, stop_metrics)
+    return recorder.observe_request

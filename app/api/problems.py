@@ -1,6 +1,7 @@
 """Every error leaves as RFC 9457 problem details. Domain errors are mapped to HTTP here, once."""
 
 import logging
+import re
 import threading
 import time
 from http import HTTPStatus
@@ -13,7 +14,6 @@ from litestar.types import ExceptionHandlersMap
 from pydantic import ConfigDict, Field, JsonValue, with_config
 from sqlalchemy import exc as sa_exc
 
-from app.api.request_log import request_id
 from app.domains.base.exceptions import (
     AuthenticationError,
     ConflictError,
@@ -25,6 +25,7 @@ from app.domains.base.exceptions import (
     TooManyAttemptsError,
 )
 from app.domains.jobs.models import JobStatus
+from app.infrastructure import metrics
 from app.infrastructure.database_errors import describe_database_error, involves_database, is_outage, redacted_traceback
 from app.infrastructure.log_format import Verbatim
 from app.infrastructure.svix import WebhookRejected
@@ -155,6 +156,7 @@ def _domain_error(request: Request[Any, Any, Any], exc: DomainError) -> Response
     elif "retry_after" in exc.extra:  # 429, and a 409 for an Idempotency-Key still in use
         headers = {"Retry-After": str(exc.extra["retry_after"])}
     if status in {401, 429}:  # one line, never the credential itself
+        metrics.recorder.auth_refused(str(exc.extra.get("reason") or _kind(exc)))
         client = request.client.host if request.client else "-"
         logger.info(
             "authentication refused (%d %s) on %s %s from %s",
@@ -163,7 +165,6 @@ def _domain_error(request: Request[Any, Any, Any], exc: DomainError) -> Response
             request.method,
             request.url.path,
             client,
-            extra={"request_id": request_id(request.scope)},
         )
     extra = exc.extra
     if isinstance(extra.get("errors"), list):  # a DomainValidationError's fields: each a FieldError
@@ -176,8 +177,16 @@ def _domain_error(request: Request[Any, Any, Any], exc: DomainError) -> Response
     return problem(status, exc.detail, headers=headers, **extra)
 
 
+def _kind(error: Exception) -> str:
+    """`InvalidAPIKeyError` -> `invalid_api_key`: a bounded label for an error without a reason."""
+    return re.sub(
+        r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", type(error).__name__.removesuffix("Error")
+    ).lower()
+
+
 def _webhook_rejected(_: Request[Any, Any, Any], exc: WebhookRejected) -> Response[dict[str, Any]]:
     status = 503 if exc.reason == "disabled" else 400 if exc.malformed else 401
+    metrics.recorder.webhook_delivery(f"rejected_{exc.reason}")
     return problem(status, exc.detail, reason=exc.reason)
 
 
@@ -244,11 +253,10 @@ outages = OutageLog()
 def _database_unavailable(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
     """An unreachable, frozen or failing database, a pool with no free connection: retry later.
 
-    One line per failure (the request id is a field of the record); the traceback once per outage,
+    One line per failure (the request id is a field of the record, from the context); the traceback once per outage,
     not per request.
     Neither names the statement's parameters (see `describe_database_error`).
     """
-    rid = request_id(request.scope)  # the access line's id; the response carries it in X-Request-ID
     trace = Verbatim(f"\n{redacted_traceback(exc)}" if outages.starts_outage() else "")
     logger.warning(
         "database unavailable: %s %s: %s%s",
@@ -256,7 +264,6 @@ def _database_unavailable(request: Request[Any, Any, Any], exc: Exception) -> Re
         request.url.path,
         describe_database_error(exc),
         trace,
-        extra={"request_id": rid},
     )
     headers = {"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)}
     return problem(503, "the database is unavailable, retry later", headers=headers)

@@ -3,7 +3,8 @@
 Litestar's own middleware runs only on routes that matched; this layer also sees the router's 404s
 and 405s and every problem response. Per request it: gives the request its id (the client's or
 proxy's `X-Request-ID` when it is a plain token of at most 128 characters, else a new one), sets
-that header and the response headers below, and once the response is sent logs one `app.access`
+that header and the response headers below, makes it the id of every record logged while the request
+is served (`log_context`: the thread pool's hops included), and once the response is sent logs one `app.access`
 record with the method, the path (never the query string, which may carry secrets), the status, the
 latency and the id of the user the request authenticated as. No header, cookie or body is ever logged.
 
@@ -21,12 +22,14 @@ Headers on every response, one of three precomputed tuples (a request pays a lis
 import logging
 import re
 import time
+from collections.abc import Callable
 from random import getrandbits
 from typing import Any
 
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, HTTPScope, Message, Receive, Scope, Send
 
+from app.infrastructure.log_context import reset_fields, set_request_id
 from app.infrastructure.log_format import ACCESS_LOGGER
 
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -61,18 +64,26 @@ def _new_request_id() -> str:
     return f"{getrandbits(128):032x}"
 
 
-class AccessLog:
-    """Wraps the app's ASGI handler (`app.asgi_handler`): one id, one header, one log record."""
+# Told of each request once it is answered: the request's scope, its status, its seconds (metrics).
+type RequestObserver = Callable[[HTTPScope, int, float], None]
 
-    def __init__(self, app: ASGIApp) -> None:
+
+class AccessLog:
+    """Wraps the app's ASGI handler (`app.asgi_handler`): one id, one header, one log record, and
+    the observer's call (the request metrics) when there is one."""
+
+    def __init__(self, app: ASGIApp, observe: RequestObserver | None = None) -> None:
         self.app = app
+        self.observe = observe
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != ScopeType.HTTP:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        header = (_REQUEST_ID_HEADER_NAME, request_id(scope).encode())
+        rid = request_id(scope)
+        header = (_REQUEST_ID_HEADER_NAME, rid.encode())
+        context = set_request_id(rid)
         state = scope["state"]
         status = 500  # what the server answers if the app fails before it does
 
@@ -87,8 +98,12 @@ class AccessLog:
         try:
             await self.app(scope, receive, send_with_headers)
         finally:
+            seconds = time.perf_counter() - started
             if logger.isEnabledFor(logging.INFO):
-                _log(scope, status, (time.perf_counter() - started) * 1000)
+                _log(scope, status, seconds * 1000)
+            if self.observe is not None:
+                self.observe(scope, status, seconds)
+            reset_fields(context)
 
 
 def varies_by_credential(scope: Scope) -> None:
@@ -105,8 +120,7 @@ def _log(scope: HTTPScope, status: int, latency_ms: float) -> None:
     state = scope["state"]
     unit_of_work = state.get(REQUEST_UNIT_OF_WORK)
     method, path = scope["method"], scope["path"]
-    fields = {
-        "request_id": state[REQUEST_ID],
+    fields = {  # the request id comes from the context (`set_request_id`)
         "method": method,
         "path": path,
         "status": status,

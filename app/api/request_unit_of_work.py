@@ -20,6 +20,7 @@ from app.domains.base.unit_of_work import UnitOfWork
 from app.domains.organizations.clerk_organization_sync import ClerkOrganizationSync
 from app.domains.users.clerk_user_sync import ClerkUserSync
 from app.domains.users.service import APIKeyService
+from app.infrastructure import tracing
 from app.infrastructure.clerk_session_tokens import SessionClaims, TokenRejected
 
 
@@ -56,6 +57,7 @@ class RequestUnitOfWork(UnitOfWork):
                 sync = self.service(ClerkOrganizationSync, actor=Actor.system())
                 actor = sync.session_organization(actor, organization.clerk_id, organization.slug, organization.role)
         self.actor = actor
+        tracing.set_actor(actor.method.value)
         return actor
 
     def _verified_session(self, credential: Credential) -> SessionClaims:

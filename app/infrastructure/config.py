@@ -114,6 +114,16 @@ class Settings(BaseSettings):
     # hours; then the maintenance flow deletes it and the key may be used again.
     idempotency_key_ttl_hours: int = Field(default=24, ge=1, le=24 * 30)
 
+    # Prometheus metrics (app/infrastructure/prometheus.py): off unless METRICS_ENABLED. The API serves
+    # them on METRICS_HOST:METRICS_PORT, the worker on METRICS_HOST:WORKER_METRICS_PORT, ports apart
+    # from the API's that the proxy never routes to; loopback only unless METRICS_HOST says otherwise.
+    # Processes write their samples under METRICS_DIR (default: <tmp>/app-metrics).
+    metrics_enabled: bool = False
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = Field(default=9100, ge=1, le=65535)
+    worker_metrics_port: int = Field(default=9101, ge=1, le=65535)
+    metrics_dir: str | None = None
+
     @field_validator("clerk_authorized_parties", mode="before")
     @classmethod
     def _split_commas(cls, value: object) -> object:
@@ -143,6 +153,7 @@ class Settings(BaseSettings):
         "clerk_jwks_url",
         "clerk_webhook_signing_secret",
         "clerk_secret_key",
+        "metrics_dir",
         mode="before",
     )
     @classmethod

@@ -8,9 +8,12 @@ read on every request, so revocation and expiry apply at once in every process.
 import hashlib
 import hmac
 import threading
+import time
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+
+from app.infrastructure import metrics
 
 
 class APIKeyHasher:
@@ -55,11 +58,15 @@ class APIKeyHasher:
         with self._stripes[digest[0] % len(self._stripes)]:
             if self.is_remembered(key, stored_hash):  # verified while this request waited
                 return True
+            asked = time.perf_counter()
             try:
                 with self._slots:
+                    waited = time.perf_counter() - asked
                     self._argon2.verify(stored_hash, key)
             except (VerificationError, InvalidHashError):
+                metrics.recorder.argon2_verified(False, waited)
                 return False
+            metrics.recorder.argon2_verified(True, waited)
         with self._lock:
             if len(self._verified) >= self._remember:
                 self._verified.pop(next(iter(self._verified)))

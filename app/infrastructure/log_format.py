@@ -1,7 +1,8 @@
 """Log formats: one JSON object per line outside development, readable lines in development.
 
-A record carries only what the code logged: its message and, on the access log (`app.access`) and
-the request's outage lines, the request's fields below. No formatter reads headers, cookies or bodies.
+A record carries only what the code logged: its message, the ids of the request, job or flow run it
+was logged in (`log_context`), and on the access log (`app.access`) the request's fields below. No
+formatter reads headers, cookies or bodies.
 
 Values logged are escaped, in every format, by one rule (`safe_message`): a log call's arguments
 (paths, client addresses, header values, ids and e-mails from a request or a webhook) are where
@@ -23,8 +24,11 @@ from typing import Any
 
 import msgspec
 
+from app.infrastructure.log_context import CONTEXT_FIELDS
+
 ACCESS_LOGGER = "app.access"
-REQUEST_FIELDS = ("request_id", "method", "path", "status", "latency_ms", "user_id")
+REQUEST_FIELDS = ("method", "path", "status", "latency_ms", "user_id")
+RECORD_FIELDS = (*CONTEXT_FIELDS, *REQUEST_FIELDS)  # what a JSON line adds to its message, when present
 _encoder = msgspec.json.Encoder(enc_hook=str)  # a library's `extra` may hold anything (a Path, ...)
 
 
@@ -98,17 +102,30 @@ def flush_logs() -> None:
 
 
 class JsonFormatter(logging.Formatter):
-    """`{"ts", "level", "logger", "msg"}` and whichever request fields the record has, on one line."""
+    """`{"ts", "level", "logger", "msg"}` and whichever context and request fields the record has,
+    on one line."""
+
+    _second: tuple[int, str] = (-1, "")  # the last whole second formatted, and its text
+
+    def _timestamp(self, created: float) -> str:
+        """ISO 8601 in UTC to the millisecond; the date and time to the second are formatted once
+        per second (isoformat was a third of a line's cost)."""
+        whole = int(created)
+        second, text = self._second
+        if whole != second:
+            text = datetime.fromtimestamp(whole, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+            self._second = (whole, text)
+        return f"{text}.{int((created - whole) * 1000):03d}+00:00"
 
     def format(self, record: logging.LogRecord) -> str:
         entry = {
-            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "ts": self._timestamp(record.created),
             "level": record.levelname,
             "logger": record.name,
             "msg": safe_message(record),
         }
         fields = record.__dict__
-        entry.update((name, fields[name]) for name in REQUEST_FIELDS if name in fields)
+        entry.update((name, fields[name]) for name in RECORD_FIELDS if name in fields)
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
         if record.stack_info:
@@ -119,8 +136,12 @@ class JsonFormatter(logging.Formatter):
         return _UNSAFE.sub(_json_escaped, line)  # DEL, C1, separators, bidi: the same value, inert on a terminal
 
 
+_READABLE_FIELDS = (*CONTEXT_FIELDS, "user_id")
+
+
 class ReadableFormatter(logging.Formatter):
     """`2026-01-01 12:00:00,123 INFO app.access: GET /api/users/me 200 3.1 ms request_id=... user_id=...`
+    (and `job_id=...`, `flow_run_id=...` on a job's or a flow run's lines)
 
     The request's fields always come last, after a message that holds no line break of a value: a
     value that reads `request_id=...` cannot hide the real one. Tracebacks keep their lines.
@@ -132,7 +153,7 @@ class ReadableFormatter(logging.Formatter):
     def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 (logging's name)
         record.message = safe_message(record)
         fields = record.__dict__
-        context = [f"{name}={fields[name]}" for name in ("request_id", "user_id") if fields.get(name) is not None]
+        context = [f"{name}={fields[name]}" for name in _READABLE_FIELDS if fields.get(name) is not None]
         return " ".join([super().formatMessage(record), *context])
 
     def formatException(self, ei: Any) -> str:  # noqa: N802 (logging's name)

@@ -17,6 +17,7 @@ import os
 import secrets
 import socket
 import threading
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from uuid import UUID
 
@@ -25,8 +26,10 @@ from prefect.context import SyncClientContext
 from prefect.settings import get_current_settings
 
 from app.domains.base.actors import Actor
+from app.domains.jobs.models import Job
 from app.domains.jobs.runner import run_job
 from app.domains.jobs.service import JobService
+from app.infrastructure import metrics, tracing
 from app.workers.policy import JOB_TASK, JOB_TASK_POLICY
 from app.workers.runtime import container
 
@@ -77,20 +80,26 @@ class Dispatcher:
         self._running: set[Future[None]] = set()
         self._lock = threading.Lock()
 
-    def claim(self, limit: int) -> list[UUID]:
+    def claim(self, limit: int) -> list[Job]:
         """Lease up to `limit` jobs to this worker: none until Prefect has answered once."""
         if not self._reach_prefect():
             return []
         with self.container.unit_of_work(Actor.system()) as uow:
-            return [job.id for job in uow.service(JobService).claim(self.worker_id, self.lease_seconds, limit)]
+            return uow.service(JobService).claim(self.worker_id, self.lease_seconds, limit)
 
-    def run(self, job_id: UUID) -> None:
+    def run(self, job: Job) -> None:
         """Run one claimed job as a task run. Should Prefect fail around it (unreachable, say), the
         job is put back for a retry: recorded only while this worker still holds its lease, so an
         outcome already recorded stays."""
+        job_id, started = job.id, time.perf_counter()
+        status: str | None = "error"  # Prefect failed around the run
+        span = tracing.linked_span(
+            f"job {job.kind}", job.trace_context, **{"app.job.id": str(job_id), "app.job.kind": job.kind}
+        )
         try:
-            self._enter_prefect_client()
-            run_claimed_job(job_id=str(job_id), worker_id=self.worker_id)
+            with span:  # linked to the trace of the request that queued it
+                self._enter_prefect_client()
+                status = run_claimed_job(job_id=str(job_id), worker_id=self.worker_id)
         except Exception as error:
             logger.warning("job %s: its task run failed (%s); it will be retried", job_id, type(error).__name__)
             try:
@@ -98,6 +107,8 @@ class Dispatcher:
                     uow.service(JobService).fail(job_id, self.worker_id, f"worker error ({type(error).__name__})", True)
             except Exception:  # the database too: the lease runs out and another claim retries it
                 logger.exception("job %s: could not put it back; its lease will expire", job_id)
+        waited = (job.started_at - job.run_after).total_seconds() if job.started_at else 0.0
+        metrics.recorder.job_finished(job.kind, status or "lost", max(waited, 0.0), time.perf_counter() - started)
 
     def drain(self) -> int:
         """Claim and run until nothing is claimable; returns how many ran."""
@@ -107,8 +118,8 @@ class Dispatcher:
                 while not self._stop.is_set():
                     free = self.concurrency - self._busy()
                     claimed = self.claim(free) if free else []
-                    for job_id in claimed:
-                        self._submit(pool, job_id)
+                    for job in claimed:
+                        self._submit(pool, job)
                     ran += len(claimed)
                     if not claimed and not self._busy():
                         break
@@ -131,8 +142,8 @@ class Dispatcher:
                 except Exception as error:
                     logger.warning("job dispatcher: claiming failed (%s); retrying", type(error).__name__)
                     claimed = []
-                for job_id in claimed:
-                    self._submit(pool, job_id)
+                for job in claimed:
+                    self._submit(pool, job)
                 if free and len(claimed) < free:  # nothing more to claim now: poll later
                     self._stop.wait(self.poll_seconds)
                 else:  # every slot taken and maybe more queued: claim when one frees
@@ -189,8 +200,8 @@ class Dispatcher:
         self._stop.set()
         self._slot_freed.set()
 
-    def _submit(self, pool: ThreadPoolExecutor, job_id: UUID) -> None:
-        future = pool.submit(self.run, job_id)
+    def _submit(self, pool: ThreadPoolExecutor, job: Job) -> None:
+        future = pool.submit(self.run, job)
         with self._lock:
             self._running.add(future)
         future.add_done_callback(self._done)

@@ -102,7 +102,13 @@ def serve(flows: FlowRegistry = FLOWS) -> None:
     """The scheduled flows, and the background jobs' dispatcher in a thread beside them."""
     from prefect import serve as prefect_serve  # noqa: PLC0415
 
-    served = deployments(container().settings, flows)  # a bad FLOW_SCHEDULES stops it before any server starts
+    settings = container().settings
+    served = deployments(settings, flows)  # a bad FLOW_SCHEDULES stops it before any server starts
+    if settings.metrics_enabled:  # the jobs', the flow runs' (their processes write to the same place), the pool's
+        from app.infrastructure import prometheus  # noqa: PLC0415
+
+        prometheus.enable(settings).sample_pool(container().database.engine.pool)
+        prometheus.serve(settings.metrics_host, settings.worker_metrics_port)
     with prefect_api(), dispatching():
         ensure_crash_detection(flows)
         prefect_serve(*served, pause_on_shutdown=False)

@@ -22,6 +22,7 @@ from prefect.client.schemas.objects import State
 from prefect.context import FlowRunContext
 from prefect.states import Failed
 
+from app.infrastructure import metrics
 from app.infrastructure.database_errors import describe_database_error, involves_database
 
 MAX_REASON = 300  # characters of an error kept in the run's message
@@ -62,11 +63,13 @@ def finish(counts: Mapping[str, Any], steps: Steps | None = None) -> dict[str, A
         description=f'What this run of `{flow}` changed (README, "Workers").',
     )
     if skipped := counts.get("skipped"):
+        metrics.recorder.flow_finished(flow, "skipped")
         return Failed(name="Skipped", message=f"{flow} skipped: {skipped}")
     problems = [f"step {step} failed ({why})" for step, why in failed_steps.items()]
     problems += [
         f"{name}: {value}" for name, value in counts.items() if (name == "failed" or name.endswith("_failed")) and value
     ]
+    metrics.recorder.flow_finished(flow, "failed" if problems else "completed")
     if problems:
         return Failed(message=f"{flow}: {'; '.join(problems)} (all else ran: see the {flow}-counts artifact)")
     return dict(counts)

@@ -11,6 +11,8 @@ from pydantic import Field
 from app.bootstrap import Container, bootstrap
 from app.domains.base.actors import Actor
 from app.domains.base.unit_of_work import UnitOfWork
+from app.infrastructure import tracing
+from app.workers.logs import configure_worker_logging
 
 _container: Container | None = None
 
@@ -19,10 +21,20 @@ BatchSize = Annotated[int, Field(ge=1, le=100_000)] | None
 
 
 def container() -> Container:
-    """Built from the environment on first use; `use_container` sets another (tests, embedding)."""
+    """Built from the environment on first use, which also sets up the worker's logging
+    (app/workers/logs.py) and, with METRICS_ENABLED, its metrics; `use_container` sets another
+    (tests, embedding)."""
     global _container  # noqa: PLW0603
     if _container is None:
         _container = bootstrap()
+        configure_worker_logging(_container.settings)
+        if tracing.enabled():
+            tracing.configure("app-worker")
+            tracing.instrument_engine(_container.database.engine)
+        if _container.settings.metrics_enabled:  # every worker process records; `serve` serves them
+            from app.infrastructure import prometheus  # noqa: PLC0415
+
+            prometheus.enable(_container.settings)
     return _container
 
 

@@ -3,6 +3,7 @@ dispatcher's claim (exclusive under concurrency, leases that expire), fencing, r
 backoff, result bounds, exports' contents and purging. Jobs run in-process through `drain`."""
 
 import json
+import logging
 import threading
 import time
 from collections import Counter
@@ -75,8 +76,16 @@ def _scripted(_uow: UnitOfWork, job: Job) -> dict[str, Any]:
     return {"blob": "x" * job.parameters.get("size", 0)}
 
 
+def _logging(_uow: UnitOfWork, job: Job) -> dict[str, Any]:
+    logging.getLogger("app.test_job").info("working")
+    if job.parameters.get("fail"):
+        raise KeyError("a bug")
+    return {}
+
+
 job_kinds.register("test_noop", _noop)
 job_kinds.register("test_scripted", _scripted)
+job_kinds.register("test_logging", _logging)
 
 # -- fixtures ------------------------------------------------------------------------------------
 
@@ -415,6 +424,29 @@ def test_domain_errors_and_bugs_fail_at_once(fast: Container, session: Session, 
     with fast.unit_of_work(Actor.system()) as uow, pytest.raises(ConflictError) as refused:
         uow.service(JobService).result(job.id)
     assert refused.value.extra["reason"] == "failed"
+
+
+@pytest.mark.parametrize("fail", [False, True])
+def test_a_jobs_log_records_carry_its_id_and_its_requests_id(
+    container: Container, database: object, caplog: pytest.LogCaptureFixture, fail: bool
+) -> None:
+    """Every record logged while the job runs, its handler's and the runner's outcome line alike;
+    none after it."""
+    with container.unit_of_work(Actor.system()) as uow:
+        job = uow.service(JobService).enqueue("test_logging", {"fail": fail}, request_id="req-queued-it")
+    with caplog.at_level(logging.INFO):
+        run_job(container.unit_of_work, claim(container, "worker-1")[0].id, "worker-1")
+        logging.getLogger("app.test_job").info("after")
+    records = [record for record in caplog.records if record.name.startswith(("app.test_job", "app.domains.jobs"))]
+    *during, after = records
+    assert [record.getMessage().split(" (")[0] for record in during] == [
+        "working",
+        *([f"job {job.id} failed"] if fail else []),
+        f"job {job.id}: {'failed' if fail else 'succeeded'}",
+    ]
+    assert {(record.job_id, record.request_id) for record in during} == {(str(job.id), "req-queued-it")}
+    assert not hasattr(after, "job_id")
+    assert not hasattr(after, "request_id")
 
 
 def test_transient_errors_are_told_apart() -> None:

@@ -22,6 +22,7 @@ from app.domains.jobs.models import Job
 from app.domains.jobs.permissions import JobPermission
 from app.domains.jobs.schemas import JobPublic
 from app.domains.jobs.service import JobService
+from app.infrastructure import metrics, tracing
 
 Jobs = NamedDependency[JobService]
 Params = NamedDependency[ListParams]
@@ -45,6 +46,7 @@ LOCATION = [
 
 def accepted(job: Job) -> Response[JobPublic]:
     """202: queued, not done; poll the job at `Location`."""
+    metrics.recorder.job_enqueued(job.kind)
     return Response(public(job), status_code=202, headers={"Location": f"/api/jobs/{job.id}"})
 
 
@@ -64,7 +66,7 @@ class JobController(Controller):
     def start_user_export(self, jobs: Jobs, request: Request[Any, Any, Any]) -> Response[JobPublic]:
         """Queue an export of your own data (profile, API keys' metadata, memberships, the projects
         you created): a personal job. Needs the read permissions of that data too."""
-        return accepted(jobs.enqueue(USER_EXPORT, {}, request_id(request.scope)))
+        return accepted(jobs.enqueue(USER_EXPORT, {}, request_id(request.scope), tracing.current_traceparent()))
 
     @post(
         "/organizations/{organization_id:uuid}/exports",
@@ -80,7 +82,8 @@ class JobController(Controller):
         """Queue an export of the organization, its members and its projects: its admins, from
         inside it (it is the active organization), and app admins."""
         parameters = {"organization_id": str(organization_id)}
-        return accepted(jobs.enqueue(ORGANIZATION_EXPORT, parameters, request_id(request.scope)))
+        queued = jobs.enqueue(ORGANIZATION_EXPORT, parameters, request_id(request.scope), tracing.current_traceparent())
+        return accepted(queued)
 
     @get("/jobs", operation_id="listJobs", requires=READ)
     def list_jobs(self, jobs: Jobs, list_params: Params) -> Page[JobPublic]:

@@ -10,6 +10,7 @@ from app.api.route_decorators import post
 from app.domains.base.actors import Actor
 from app.domains.base.exceptions import MalformedInputError
 from app.domains.webhooks.clerk_deliveries import ClerkDeliveries
+from app.infrastructure import metrics
 from app.infrastructure.svix import MAX_TIMESTAMP_DIGITS, WebhookRejected
 
 # Clerk's user events are 1-2 KB, and its three metadata fields are capped at 8 KB each: 64 KiB is
@@ -70,4 +71,6 @@ class WebhookController(Controller):
         except msgspec.DecodeError as error:
             raise MalformedInputError("the body is not JSON") from error
         result = uow.service(ClerkDeliveries, actor=Actor.system()).handle(svix_id, payload)  # verified
-        return {"status": result.outcome or "duplicate", "detail": result.detail}
+        outcome = result.outcome or "duplicate"
+        metrics.recorder.webhook_delivery(outcome)
+        return {"status": outcome, "detail": result.detail}

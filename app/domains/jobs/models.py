@@ -14,6 +14,7 @@ from app.domains.base.models import TableBase, utcnow
 # The longest `X-Request-ID` the API keeps (app/api/request_log.py), so a job names its request whole.
 REQUEST_ID_MAX_LENGTH = 128
 FAILURE_REASON_MAX_LENGTH = 2000
+TRACE_CONTEXT_MAX_LENGTH = 128  # a traceparent is 55 characters; later versions may add fields
 
 
 class JobStatus(StrEnum):
@@ -43,6 +44,8 @@ class Job(TableBase, table=True):
     requested_by: UUID | None = Field(default=None, foreign_key="users.id", ondelete="SET NULL", index=True)
     organization_id: UUID | None = Field(default=None, foreign_key="organizations.id", ondelete="CASCADE", index=True)
     request_id: str | None = Field(default=None, max_length=REQUEST_ID_MAX_LENGTH)  # the X-Request-ID that queued it
+    # The W3C `traceparent` of the request that queued it (traces on): the job's span links to it.
+    trace_context: str | None = Field(default=None, max_length=TRACE_CONTEXT_MAX_LENGTH)
     status: JobStatus = Field(default=JobStatus.QUEUED, sa_type=sa.String(16))
     attempts: int = 0  # claims so far, the current one included
     run_after: datetime = Field(default_factory=utcnow)

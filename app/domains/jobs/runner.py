@@ -15,6 +15,7 @@ an id could record each other's outcomes.
 import logging
 import sys
 from collections.abc import Callable
+from contextlib import ExitStack
 from uuid import UUID
 
 from app.domains.base.actors import Actor
@@ -24,6 +25,7 @@ from app.domains.jobs.kinds import job_kinds
 from app.domains.jobs.models import JobStatus
 from app.domains.jobs.service import JobService
 from app.infrastructure.database_errors import is_outage
+from app.infrastructure.log_context import log_fields
 
 logger = logging.getLogger(__name__)
 
@@ -60,8 +62,14 @@ def _reason(error: BaseException) -> str:
 
 def run_job(uow_factory: UnitOfWorkFactory, job_id: UUID, worker_id: str) -> JobStatus | None:
     """Run a job `worker_id` has claimed and record its outcome: the job's status afterwards
-    (`queued` again when it will be retried), or None when the worker does not hold it (any more)."""
+    (`queued` again when it will be retried), or None when the worker does not hold it (any more).
+    Every record logged meanwhile carries the job's id and the id of the request that queued it."""
+    with ExitStack() as context:
+        context.enter_context(log_fields(job_id=str(job_id)))
+        return _run_job(uow_factory, job_id, worker_id, context)
 
+
+def _run_job(uow_factory: UnitOfWorkFactory, job_id: UUID, worker_id: str, context: ExitStack) -> JobStatus | None:
     def fail(reason: str, retryable: bool) -> JobStatus | None:
         return _record(uow_factory, job_id, worker_id, lambda jobs: jobs.fail(job_id, worker_id, reason, retryable))
 
@@ -70,6 +78,7 @@ def run_job(uow_factory: UnitOfWorkFactory, job_id: UUID, worker_id: str) -> Job
             job = uow.service(JobService).get(job_id)
             if job.status != JobStatus.RUNNING or job.lease_owner != worker_id:
                 return None
+            context.enter_context(log_fields(request_id=job.request_id))
             kind_name, kind = job.kind, job_kinds.get(job.kind)
             result = kind.handler(uow, job) if kind is not None else {}
     except Exception as error:  # every failure is recorded on the job

@@ -23,7 +23,13 @@ from app.domains.base.models import utcnow
 from app.domains.base.service import Service
 from app.domains.base.unit_of_work import UnitOfWork
 from app.domains.jobs.kinds import job_kinds
-from app.domains.jobs.models import FAILURE_REASON_MAX_LENGTH, REQUEST_ID_MAX_LENGTH, Job, JobStatus
+from app.domains.jobs.models import (
+    FAILURE_REASON_MAX_LENGTH,
+    REQUEST_ID_MAX_LENGTH,
+    TRACE_CONTEXT_MAX_LENGTH,
+    Job,
+    JobStatus,
+)
 from app.domains.jobs.repository import JobRepository
 from app.domains.jobs.rules import JobLimits, ensure_system, jobs_policy
 
@@ -31,7 +37,7 @@ RESULT_TOO_LARGE = "result too large"
 RESULT_NOT_JSON = "the result is not a JSON document"
 WORKER_LOST = "its worker stopped responding (its lease expired) on its last attempt"
 # What `enqueue` sets on a new job; the rest (status, lease, result) is the dispatcher's.
-ENQUEUED_FIELDS = frozenset({"kind", "parameters", "requested_by", "organization_id", "request_id"})
+ENQUEUED_FIELDS = frozenset({"kind", "parameters", "requested_by", "organization_id", "request_id", "trace_context"})
 FINISHED = (JobStatus.SUCCEEDED, JobStatus.FAILED)
 
 
@@ -68,10 +74,13 @@ class JobService(Service[Job]):
 
     # -- clients ---------------------------------------------------------------------------------
 
-    def enqueue(self, kind: str, parameters: Mapping[str, Any], request_id: str | None = None) -> Job:
+    def enqueue(
+        self, kind: str, parameters: Mapping[str, Any], request_id: str | None = None, trace_context: str | None = None
+    ) -> Job:
         """Queue a job of a registered kind, asked by the actor, in the unit's transaction: it is
         stored if and only if the unit commits. The kind decides who may start it and which
-        organization it belongs to (see `kinds.py`)."""
+        organization it belongs to (see `kinds.py`). `request_id` and `trace_context` (a W3C
+        traceparent) name the request that queued it, for the worker's logs and traces."""
         registered = job_kinds.get(kind)
         if registered is None:
             raise DomainValidationError(
@@ -92,6 +101,9 @@ class JobService(Service[Job]):
             "requested_by": self.actor.user_id,
             "organization_id": organization_id,
             "request_id": request_id[:REQUEST_ID_MAX_LENGTH] if request_id else None,
+            "trace_context": trace_context
+            if trace_context and len(trace_context) <= TRACE_CONTEXT_MAX_LENGTH
+            else None,
         }
         return self.create(values)
 
