@@ -210,11 +210,16 @@ def test_no_example_is_generated_and_every_example_is_valid(document: dict[str, 
 
 
 def _emitted_reasons() -> set[str]:
-    """Every literal `reason` the code raises: `reason="..."` keywords, and the first argument of
-    the token and webhook verdicts (TokenRejected, WebhookRejected)."""
+    """Every literal `reason` the code raises: `reason="..."` keywords, `...["reason"] = "..."`
+    assignments, and the first argument of the token and webhook verdicts (TokenRejected,
+    WebhookRejected)."""
     reasons = set()
     for path in (PROJECT_ROOT / "app").rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant):
+                for target in node.targets:
+                    if isinstance(target, ast.Subscript) and getattr(target.slice, "value", None) == "reason":
+                        reasons.add(node.value.value)
             if not isinstance(node, ast.Call):
                 continue
             for keyword in node.keywords:
@@ -228,7 +233,8 @@ def _emitted_reasons() -> set[str]:
 
 def test_every_reason_the_app_sends_is_in_the_documented_enum(document: dict[str, Any]) -> None:
     emitted = _emitted_reasons()
-    assert {"missing", "csrf", "expired", "organization_role", "missing_header"} <= emitted  # the oracle reads
+    oracle = {"missing", "csrf", "expired", "organization_role", "missing_header", "idempotency_key_reused"}
+    assert oracle <= emitted  # the oracle reads each way a reason is written
     emitted |= {status.value for status in JobStatus if status is not JobStatus.SUCCEEDED}  # getJobResult's 409
     assert sorted(emitted - set(PROBLEM_REASONS)) == []
     problem = document["components"]["schemas"]["ProblemDetails"]
