@@ -198,7 +198,7 @@ def _references(value: Any) -> set[str]:
 
 def _component_schemas(document: dict[str, Any], exact: dict[str, Any], litestar: dict[str, Any]) -> dict[str, Any]:
     """pydantic's components, and those of Litestar's the document still names (e.g. a plain
-    dataclass's), nothing unreferenced."""
+    dataclass's), nothing unreferenced; each titled by its name."""
     schemas = dict(exact)
     prefix = SCHEMA_REF.removesuffix("{model}")
     while True:
@@ -208,7 +208,9 @@ def _component_schemas(document: dict[str, Any], exact: dict[str, Any], litestar
             if ref.startswith(prefix) and ref.removeprefix(prefix) not in schemas
         }
         if not missing:
-            return dict(sorted(schemas.items()))
+            # A generator may name a type by its title (openapi-python-client does): pydantic titles
+            # `Page[UserPublic]` "Page", as every other page, and would merge them into one type.
+            return {name: {**schema, "title": name} for name, schema in sorted(schemas.items())}
         schemas.update({name: litestar[name] for name in missing})
 
 

@@ -114,6 +114,14 @@ def test_request_fields_with_a_default_are_optional(document: dict[str, Any]) ->
     assert user_create["properties"]["image_url"]["anyOf"][0]["pattern"] == "^https?://[^/\\s]+"
 
 
+def test_every_component_is_titled_by_its_name(document: dict[str, Any]) -> None:
+    """openapi-python-client names a model by its schema's title: when every page was titled "Page",
+    it merged them into one model and dropped the list operations' responses."""
+    schemas = document["components"]["schemas"]
+    assert {"UserPublicPage", "ProjectPublicPage", "APIKeyPublicPage"} <= set(schemas)
+    assert {name: schema.get("title") for name, schema in schemas.items()} == {name: name for name in schemas}
+
+
 def test_every_response_field_is_required_and_nullable_where_it_may_be_null(document: dict[str, Any]) -> None:
     responses = _response_components(document)
     assert {"UserPublic", "UserPublicPage", "APIKeyCreated", "JobPublic", "ProjectPublicPage"} <= set(responses)
