@@ -6,10 +6,11 @@ it, for every route alike, so a new domain's routes get all of it without a line
 
 - The schemas of request bodies and responses are pydantic's own JSON schemas of the handlers'
   types: what validation checks (patterns, limits, `additionalProperties: false`, no `null` where
-  `null` is refused) and what serialisation sends. A request field with a default is optional; a
+  `null` is refused) and what serialisation sends. A request field with a default is optional and
+  states the default in its description (a `default` would make openapi-typescript require it); a
   response field is always `required` (pydantic always sends it), nullable where it may be null.
-  Components are named by their class (`UserPublic`, a page of them `UserPublicPage`), never by a
-  module path, so moving a module renames no generated type.
+  Components are named and titled by their class (`UserPublic`, a page of them `UserPublicPage`),
+  never by a module path, so moving a module renames no generated type.
 - Every response states `X-Request-ID`, 401 `WWW-Authenticate`, 429 and 503 `Retry-After`; every
   operation takes an optional `X-Request-ID`.
 - The top level: a description (authentication, errors, lists, methods), the tags with the
@@ -21,6 +22,7 @@ docs pages; `python -m app.api.openapi_file` writes it to docs/openapi.json.
 
 import copy
 import inspect
+import json
 import re
 import sys
 from collections.abc import Callable
@@ -44,6 +46,15 @@ from app.api.route_decorators import DOCUMENTED_ONLY
 TITLE = "Backend template API"
 VERSION = "0.1.0"
 SCHEMA_REF = "#/components/schemas/{model}"
+# What pydantic's schema generator walks: a type's core schema, or one field of a class.
+type _CoreSchemaOrField = (
+    CoreSchema
+    | core_schema.ModelField
+    | core_schema.DataclassField
+    | core_schema.TypedDictField
+    | core_schema.ComputedField
+)
+_FIELD_TYPES = {"model-field", "dataclass-field", "typed-dict-field"}
 HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 
 DESCRIPTION = f"""\
@@ -137,7 +148,7 @@ def openapi_config(render_plugins: list[OpenAPIRenderPlugin], path: str, **kwarg
 
 class ExactSchema(GenerateJsonSchema):
     """pydantic's JSON schema, as a contract: every field a response always sends is required, a
-    `null` default a field refuses is not stated, components are named by class alone."""
+    request field's default is told in words, components are named by class alone."""
 
     def field_is_required(
         self,
@@ -149,10 +160,10 @@ class ExactSchema(GenerateJsonSchema):
             return True
         return super().field_is_required(field, total)
 
-    def default_schema(self, schema: core_schema.WithDefaultSchema) -> JsonSchemaValue:
-        json_schema = super().default_schema(schema)
-        if "default" in json_schema and json_schema["default"] is None and not _allows_null(json_schema):
-            del json_schema["default"]  # an Update schema's NOT_NULL field: absent, not null
+    def generate_inner(self, schema: _CoreSchemaOrField) -> JsonSchemaValue:
+        json_schema = super().generate_inner(schema)
+        if self.mode == "validation" and schema["type"] in _FIELD_TYPES and "default" in json_schema:
+            _describe_default(json_schema)
         return json_schema
 
     def field_title_should_be_set(self, schema: CoreSchema) -> bool:
@@ -163,9 +174,15 @@ class ExactSchema(GenerateJsonSchema):
         return f"{generic[2]}{generic[1]}" if generic else super().normalize_name(name)
 
 
-def _allows_null(json_schema: JsonSchemaValue) -> bool:
-    branches = [json_schema, *json_schema.get("anyOf", []), *json_schema.get("oneOf", [])]
-    return any(branch.get("type") == "null" for branch in branches)
+def _describe_default(field_schema: JsonSchemaValue) -> None:
+    """A request field's default, stated in its description instead of `default`: openapi-typescript
+    (default options) makes a property with a `default` required in a component's type, so a body
+    without it would not compile. The server applies the default; `null` (absent) needs no words.
+    On the field itself, after its own description (pydantic sets that last)."""
+    default = field_schema.pop("default")
+    if default is not None:
+        stated = f"Default: `{default if isinstance(default, str) else json.dumps(default)}`."
+        field_schema["description"] = " ".join(filter(None, [field_schema.get("description", "").rstrip(), stated]))
 
 
 def _response_type(annotation: Any) -> Any:
@@ -198,7 +215,7 @@ def _references(value: Any) -> set[str]:
 
 def _component_schemas(document: dict[str, Any], exact: dict[str, Any], litestar: dict[str, Any]) -> dict[str, Any]:
     """pydantic's components, and those of Litestar's the document still names (e.g. a plain
-    dataclass's), nothing unreferenced."""
+    dataclass's), nothing unreferenced; each titled by its name."""
     schemas = dict(exact)
     prefix = SCHEMA_REF.removesuffix("{model}")
     while True:
@@ -208,7 +225,9 @@ def _component_schemas(document: dict[str, Any], exact: dict[str, Any], litestar
             if ref.startswith(prefix) and ref.removeprefix(prefix) not in schemas
         }
         if not missing:
-            return dict(sorted(schemas.items()))
+            # A generator may name a type by its title (openapi-python-client does): pydantic titles
+            # `Page[UserPublic]` "Page", as every other page, and would merge them into one type.
+            return {name: {**schema, "title": name} for name, schema in sorted(schemas.items())}
         schemas.update({name: litestar[name] for name in missing})
 
 

@@ -52,7 +52,8 @@ PROBLEM_REASONS: tuple[str, ...] = tuple(
             *("missing_header", "malformed_header", "timestamp"),
             # the domains' refusals (users, organizations, jobs)
             *("user_inactive", "no_active_organization", "organization_role", "organization_deleted", "not_a_member"),
-            # Idempotency-Key (app.api.idempotency): malformed, reused for another request, still running
+            # Idempotency-Key (app.api.idempotency, app.domains.idempotency): malformed, used with another
+            # request, its first request still running
             *("idempotency_key_invalid", "idempotency_key_reused", "idempotency_key_in_flight"),
             # a job's result asked for too early (409): the job's status
             *(status.value for status in JobStatus if status is not JobStatus.SUCCEEDED),

@@ -6,6 +6,7 @@ import ast
 import json
 import re
 from collections.abc import Callable, Iterator
+from enum import Enum
 from typing import Any
 
 import jsonschema
@@ -104,14 +105,61 @@ def test_a_request_field_is_nullable_exactly_when_validation_accepts_null(
     assert _allows_null(document["components"]["schemas"]["UserUpdate"]["properties"]["first_name"])
 
 
-def test_request_fields_with_a_default_are_optional(document: dict[str, Any]) -> None:
-    """openapi-typescript (default options) makes a required field required: one with a default is not."""
+def _request_schemas(document: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every schema a request body is made of: its own, and the components it reaches."""
+    schemas = [
+        media["schema"]
+        for _, _, operation in _operations(document)
+        for media in operation.get("requestBody", {}).get("content", {}).values()
+    ]
+    seen: set[str] = set()
+    pending = list(schemas)
+    while pending:
+        node = pending.pop()
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith(REF) and ref not in seen:
+                seen.add(ref)
+                schemas.append(document["components"]["schemas"][ref.removeprefix(REF)])
+                pending.append(schemas[-1])
+            pending.extend(node.values())
+        elif isinstance(node, list):
+            pending.extend(node)
+    return schemas
+
+
+def test_no_request_field_has_a_default_a_typescript_client_would_have_to_send(
+    app: Litestar, document: dict[str, Any]
+) -> None:
+    """openapi-typescript (default options) makes a component's property with a `default` required,
+    so `{name: "x"}` would not compile as a ProjectCreate: a request field states its default in its
+    description, and a field with a default is optional."""
+    checked = 0
+    for schema in _request_schemas(document):
+        for field, field_schema in schema.get("properties", {}).items():
+            assert "default" not in field_schema, (schema.get("title"), field)
+            checked += 1
+    assert checked > 20
+    types = _request_types(app)
     for name, schema in _request_components(document).items():
-        defaulted = {field for field, spec in schema["properties"].items() if "default" in spec}
-        assert not defaulted & set(schema.get("required", [])), name
+        for field, info in types[name].model_fields.items():
+            assert (field in schema.get("required", [])) is info.is_required(), (name, field)
+            if not info.is_required() and info.default_factory is None and info.default is not None:
+                value = info.default.value if isinstance(info.default, Enum) else info.default
+                stated = value if isinstance(value, str) else json.dumps(value)
+                assert f"Default: `{stated}`." in schema["properties"][field]["description"], (name, field)
     user_create = document["components"]["schemas"]["UserCreate"]
     assert user_create["required"] == ["email"]
+    assert user_create["properties"]["role"]["description"] == "Default: `member`."
     assert user_create["properties"]["image_url"]["anyOf"][0]["pattern"] == "^https?://[^/\\s]+"
+
+
+def test_every_component_is_titled_by_its_name(document: dict[str, Any]) -> None:
+    """openapi-python-client names a model by its schema's title: when every page was titled "Page",
+    it merged them into one model and dropped the list operations' responses."""
+    schemas = document["components"]["schemas"]
+    assert {"UserPublicPage", "ProjectPublicPage", "APIKeyPublicPage"} <= set(schemas)
+    assert {name: schema.get("title") for name, schema in schemas.items()} == {name: name for name in schemas}
 
 
 def test_every_response_field_is_required_and_nullable_where_it_may_be_null(document: dict[str, Any]) -> None:
@@ -210,11 +258,16 @@ def test_no_example_is_generated_and_every_example_is_valid(document: dict[str, 
 
 
 def _emitted_reasons() -> set[str]:
-    """Every literal `reason` the code raises: `reason="..."` keywords, and the first argument of
-    the token and webhook verdicts (TokenRejected, WebhookRejected)."""
+    """Every literal `reason` the code raises: `reason="..."` keywords, `...["reason"] = "..."`
+    assignments, and the first argument of the token and webhook verdicts (TokenRejected,
+    WebhookRejected)."""
     reasons = set()
     for path in (PROJECT_ROOT / "app").rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant):
+                for target in node.targets:
+                    if isinstance(target, ast.Subscript) and getattr(target.slice, "value", None) == "reason":
+                        reasons.add(node.value.value)
             if not isinstance(node, ast.Call):
                 continue
             for keyword in node.keywords:
@@ -228,7 +281,8 @@ def _emitted_reasons() -> set[str]:
 
 def test_every_reason_the_app_sends_is_in_the_documented_enum(document: dict[str, Any]) -> None:
     emitted = _emitted_reasons()
-    assert {"missing", "csrf", "expired", "organization_role", "missing_header"} <= emitted  # the oracle reads
+    oracle = {"missing", "csrf", "expired", "organization_role", "missing_header", "idempotency_key_reused"}
+    assert oracle <= emitted  # the oracle reads each way a reason is written
     emitted |= {status.value for status in JobStatus if status is not JobStatus.SUCCEEDED}  # getJobResult's 409
     assert sorted(emitted - set(PROBLEM_REASONS)) == []
     problem = document["components"]["schemas"]["ProblemDetails"]

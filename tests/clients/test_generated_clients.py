@@ -4,9 +4,9 @@ The document is the one the live uvicorn serves. TypeScript: openapi-typescript 
 and openapi-fetch, pinned by tests/clients/typescript/package-lock.json; `tsc` (strict) must be clean
 before the session runs. Python: openapi-python-client, pinned by tests/clients/python/uv.lock (its
 own environment: see its pyproject.toml); mypy --strict must pass on the session. Each session makes
-the same calls (me, a list with every parameter, create/patch/delete, API keys, typed
-400/401/403/404/409/422 and a 429), reads every answer through the generated types and fails on any
-surprise.
+the same calls (me, a list with every parameter, create/patch/delete, a create retried with its
+Idempotency-Key and reused with another body, API keys, typed 400/401/403/404/409/422 and a 429),
+reads every answer through the generated types and fails on any surprise.
 
 One database is enough for a client smoke test: SQLite (the suite covers PostgreSQL). Not part of
 `task test` (it needs npm and Node): `task clients` runs it, and CI does.

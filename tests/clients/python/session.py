@@ -9,6 +9,7 @@ key bound to the same organization), ADMIN_KEY (an app admin's), OWNER_EMAIL; FA
 """
 
 import os
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -39,7 +40,6 @@ from contract import (
     get_project,
     list_api_keys,
     list_projects,
-    member,
     revoke_api_key,
     scopes,
     update_project,
@@ -111,6 +111,21 @@ def main() -> None:
     )
     assert [item.id for item in page.items] == [project.id]
     assert (page.total, page.total_is_exact) == (1, True)
+
+    # Idempotency-Key: a retry with the same key and body gets the first answer back; another body, a 422
+    retry_key = str(uuid.uuid4())
+    once = ProjectCreate(name=f"Idempotent {TAG}")
+    first = create_project.sync_detailed(client=owner, body=once, idempotency_key=retry_key)
+    kept = answer("createProject (Idempotency-Key)", first, 201, ProjectPublic)
+    assert "Idempotent-Replayed" not in first.headers
+    again = create_project.sync_detailed(client=owner, body=once, idempotency_key=retry_key)
+    assert answer("createProject (same key: replayed)", again, 201, ProjectPublic).id == kept.id
+    assert again.headers["Idempotent-Replayed"] == "true"
+    other = ProjectCreate(name=f"Other {TAG}")
+    reused = create_project.sync_detailed(client=owner, body=other, idempotency_key=retry_key)
+    refused = problem("createProject (same key, another body)", reused, 422)
+    assert refused.reason == "idempotency_key_reused"
+    assert error_keys(refused) == ["Idempotency-Key"]
     change = ProjectUpdate(description="changed", status=ProjectStatus.ACTIVE)
     changed = answer(
         "updateProject",
@@ -168,7 +183,7 @@ def main() -> None:
         create_project.sync_detailed(client=read_only, body=ProjectCreate(name="x")),
         403,
     )
-    assert member(refused, "required_permission") == "projects:write"
+    assert refused.required_permission == "projects:write"
 
     # Wrong secrets on the key's (public) prefix: 401s, then 429s with the wait; the key itself still works.
     wrong = client_for(f"{key.prefix}_{'A' * (len(key.key) - len(key.prefix) - 1)}")
@@ -176,10 +191,9 @@ def main() -> None:
         problem(f"getCurrentUser (wrong secret {attempt})", get_current_user.sync_detailed(client=wrong), 401)
     response = get_current_user.sync_detailed(client=wrong)
     refused = problem("getCurrentUser (one wrong secret too many)", response, 429)
-    retry_after = member(refused, "retry_after")
-    assert isinstance(retry_after, int), retry_after
-    assert retry_after > 0
-    assert response.headers["Retry-After"] == str(retry_after)
+    assert isinstance(refused.retry_after, int), refused.retry_after
+    assert refused.retry_after > 0
+    assert response.headers["Retry-After"] == str(refused.retry_after)
     answer(
         "getProject (the real key, meanwhile)",
         get_project.sync_detailed(project.id, client=read_only),

@@ -10,19 +10,12 @@ export type { paths };
 export type Problem = Schemas["ProblemDetails"];
 export type UserPublic = Schemas["UserPublic"];
 export type ProjectPublic = Schemas["ProjectPublic"];
-export type ProjectPage = Schemas["Page_app.domains.projects.schemas.ProjectPublic_"];
+export type ProjectPage = Schemas["ProjectPublicPage"];
 export type APIKeyCreated = Schemas["APIKeyCreated"];
-export type APIKeyPage = Schemas["Page_app.domains.users.schemas.APIKeyPublic_"];
+export type APIKeyPage = Schemas["APIKeyPublicPage"];
 
 /** The `key` of each item of a problem's `errors` (the fields it names). */
-export function errorKeys(problem: Problem): unknown[] {
+export function errorKeys(problem: Problem): string[] {
   return (problem.errors ?? []).map((item) => item.key);
 }
 
-/**
- * A member of a problem the document may not declare yet (`retry_after` on 429, `required_permission`
- * on 403): typed by the generated schema once it declares it, `unknown` until then.
- */
-export function member<K extends string>(problem: Problem, name: K): unknown {
-  return name in problem ? (problem as Record<K, unknown>)[name] : undefined;
-}
