@@ -19,12 +19,19 @@ class Scenario:
     app: LoadResult
     baseline: LoadResult | None = None
     unit: str = "req/s"
+    off: LoadResult | None = None  # a variant's: the same app with observability off, same rounds
 
     @property
     def ratio(self) -> float | None:
-        if self.baseline is None or not self.baseline.rate:
-            return None
-        return self.app.rate / self.baseline.rate
+        return _rate_ratio(self.app, self.baseline)
+
+    @property
+    def ratio_to_off(self) -> float | None:
+        return _rate_ratio(self.app, self.off)
+
+
+def _rate_ratio(result: LoadResult, reference: LoadResult | None) -> float | None:
+    return None if reference is None or not reference.rate else result.rate / reference.rate
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,7 +39,7 @@ class Target:
     name: str
     goal: str
     value: str
-    met: bool
+    met: bool | None  # None: quoted, no bar to meet
 
 
 def _ratio(value: float | None) -> str:
@@ -44,16 +51,20 @@ def scenario_line(scenario: Scenario) -> str:
     line = f"{scenario.name:<34} {app.rate:8.0f} {scenario.unit:<8} p50 {app.p50_ms:7.2f} ms  p99 {app.p99_ms:7.2f} ms"
     if scenario.baseline is not None:
         line += f"  | bare {scenario.baseline.rate:8.0f} req/s  ratio {_ratio(scenario.ratio)}"
-        line += f"  | CPU/request app {_cpu(app)}, bare {_cpu(scenario.baseline)}"
+        line += f"  | CPU/request app {cpu_per_request(app)}, bare {cpu_per_request(scenario.baseline)}"
+    if scenario.off is not None:
+        line += f"  | vs observability off {_ratio(scenario.ratio_to_off)}, CPU/request {cpu_per_request(scenario.off)}"
     return line
 
 
-def _cpu(result: LoadResult | None) -> str:
+def cpu_per_request(result: LoadResult | None) -> str:
     return "—" if result is None or result.cpu_us is None else f"{result.cpu_us:.0f} µs"
 
 
 def target_line(target: Target) -> str:
-    return f"{'met ' if target.met else 'MISSED'}  {target.name}: {target.value} (target {target.goal})"
+    if target.met is None:
+        return f"quoted  {target.name}: {target.value}"
+    return f"{'met   ' if target.met else 'MISSED'}  {target.name}: {target.value} (target {target.goal})"
 
 
 def environment() -> dict[str, str]:
@@ -83,8 +94,8 @@ def markdown(header: dict[str, str], scenarios: list[Scenario], targets: list[Ta
         "| " + " | ".join(header.values()) + " |",
         "",
         "| scenario | app req/s | app p50 (ms) | app p99 (ms) | baseline req/s | ratio "
-        "| app CPU/req | baseline CPU/req |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| ratio to observability off | app CPU/req | baseline CPU/req |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for scenario in scenarios:
         app = scenario.app
@@ -95,15 +106,20 @@ def markdown(header: dict[str, str], scenarios: list[Scenario], targets: list[Ta
             f"{app.p99_ms:.2f}",
             *_load_cells(scenario.baseline),
             _ratio(scenario.ratio),
-            _cpu(app),
-            _cpu(scenario.baseline),
+            _ratio(scenario.ratio_to_off),
+            cpu_per_request(app),
+            cpu_per_request(scenario.baseline),
         ]
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", "| target | goal | measured | met |", "|---|---|---|---|"]
-    lines += [f"| {t.name} | {t.goal} | {t.value} | {'yes' if t.met else '**no**'} |" for t in targets]
+    lines += [f"| {t.name} | {t.goal} | {t.value} | {_verdict(t.met)} |" for t in targets]
     if notes:
         lines += ["", *(f"- {note}" for note in notes)]
     return "\n".join(lines) + "\n"
+
+
+def _verdict(met: bool | None) -> str:
+    return "quoted" if met is None else "yes" if met else "**no**"
 
 
 def write_results(scenarios: list[Scenario], targets: list[Target], notes: list[str]) -> None:

@@ -2,7 +2,13 @@
 
 What it measures, in one run:
 
-1. GET /api/users/me with a Clerk session token (real RS256, verified with the PEM key);
+1. GET /api/users/me with a Clerk session token (real RS256, verified with the PEM key), on the app
+   with observability off (as by default) and on two more copies of it: one with Prometheus metrics
+   on (METRICS_ENABLED, its samples in a temporary METRICS_DIR, a free METRICS_PORT), one with
+   OpenTelemetry traces on, exported over OTLP/HTTP to a no-op collector in the bench process
+   (bench/sink.py); each measured in the same alternating rounds as the baseline and the off app, so
+   its ratios to both come from one run (afterwards, the metrics port must count the requests and
+   the collector must have received spans);
 2. the same with an API key (argon2 defaults; the app remembers a key once verified), then the cost
    attack: a flood of wrong secrets for that key's prefix against a flood without credentials;
 3. GET /api/users?limit=50 as an admin (API key), at 1 k and at 100 k users;
@@ -61,7 +67,8 @@ from bench.data import (
     signed_deliveries,
 )
 from bench.load import WRK, LoadResult, load, pinned, run_client
-from bench.report import Scenario, Target, scenario_line, target_line, write_results
+from bench.report import Scenario, Target, cpu_per_request, scenario_line, target_line, write_results
+from bench.sink import otlp_sink
 from tests.clerk_helpers import ALLOWED_ORIGIN, ISSUER, WEBHOOK_SECRET, SigningKey
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -118,9 +125,14 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+# Not inherited from the caller's environment: argon2 keeps its defaults, observability is off
+# unless a variant turns it on.
+NOT_INHERITED = ("ARGON2_", "OTEL_", "METRICS_", "PROMETHEUS_MULTIPROC_DIR", "APP_METRICS_RUN_DIR")
+
+
 def server_env(public_pem: str) -> dict[str, str]:
     """The app's settings, from the environment as in production; argon2 keeps its defaults."""
-    inherited = {name: value for name, value in os.environ.items() if not name.startswith("ARGON2_")}
+    inherited = {name: value for name, value in os.environ.items() if not name.startswith(NOT_INHERITED)}
     return {
         **inherited,
         "DATABASE_URL": DATABASE_URL,
@@ -232,22 +244,80 @@ def refusals(app: Server, path: str, key: str) -> Scenario:
     return scenario
 
 
-def compare(name: str, app: Server, bare: Server, path: str, headers: dict[str, str]) -> Scenario:
-    """ROUNDS rounds, each the baseline then the app for SECONDS: both see the same machine load."""
-    for server in (bare, app):
+def alternating(servers: list[Server], path: str, headers: dict[str, str]) -> dict[str, LoadResult] | LoadResult:
+    """ROUNDS rounds, each every server in turn for SECONDS, so all see the same machine load: each
+    server's median round, by name; or the first failure."""
+    for server in servers:
         if failure := warm_up(server, path, headers):
-            return Scenario(name, LoadResult(0, 0, 0.0, 0.0, 0.0, failure), None)
-    rounds: dict[str, list[LoadResult]] = {"bare": [], "app": []}
+            return LoadResult(0, 0, 0.0, 0.0, 0.0, failure)
+    rounds: dict[str, list[LoadResult]] = {server.name: [] for server in servers}
     for _ in range(ROUNDS):
-        for server in (bare, app):
+        for server in servers:
             result = measured_load(server, path, headers)
             if result.failure:
-                result = replace(result, failure=report_failure(server, path, result.failure))
-                return Scenario(name, result, None)
+                return replace(result, failure=report_failure(server, path, result.failure))
             rounds[server.name].append(result)
-    scenario = Scenario(name, median_result(rounds["app"]), median_result(rounds["bare"]))
+    return {name: median_result(results) for name, results in rounds.items()}
+
+
+def compare(name: str, app: Server, bare: Server, path: str, headers: dict[str, str]) -> Scenario:
+    """The baseline then the app, in alternating rounds."""
+    found = alternating([bare, app], path, headers)
+    if isinstance(found, LoadResult):
+        return Scenario(name, found, None)
+    scenario = Scenario(name, found["app"], found["bare"])
     print(scenario_line(scenario))
     return scenario
+
+
+# Short enough for the printed column; the no-op exporter is bench/sink.py.
+VARIANT_NAMES = {"token_metrics": "metrics on", "token_tracing": "tracing (no-op)"}
+
+
+def observability_costs(
+    bare: Server, app: Server, variants: dict[str, Server], path: str, headers: dict[str, str]
+) -> dict[str, Scenario]:
+    """The baseline, the app with observability off, then each variant (the same app with metrics or
+    traces on), in alternating rounds: each variant's ratio to the off app comes from the same run."""
+    name = "/me, Clerk token"
+    found = alternating([bare, app, *variants.values()], path, headers)
+    if isinstance(found, LoadResult):
+        return {key: Scenario(name, found, None) for key in ("token", *variants)}
+    scenarios = {"token": Scenario(name, found["app"], found["bare"])}
+    for key, server in variants.items():
+        scenarios[key] = Scenario(f"{name}, {VARIANT_NAMES[key]}", found[server.name], found["bare"], off=found["app"])
+    for scenario in scenarios.values():
+        print(scenario_line(scenario))
+    return scenarios
+
+
+def metrics_env(env: dict[str, str], scratch: Path) -> dict[str, str]:
+    """Prometheus metrics on (app/infrastructure/prometheus.py), their samples and port the bench's."""
+    metrics_dir = scratch / "metrics"
+    metrics_dir.mkdir()
+    return {**env, "METRICS_ENABLED": "true", "METRICS_DIR": str(metrics_dir), "METRICS_PORT": str(free_port())}
+
+
+def scraped_requests(env: dict[str, str]) -> int:
+    """Requests counted on the metrics port: the proof that the metrics variant measured metrics on."""
+    connection = http.client.HTTPConnection("127.0.0.1", int(env["METRICS_PORT"]), timeout=10)
+    try:
+        connection.request("GET", "/metrics")
+        text = connection.getresponse().read().decode()
+    except OSError:
+        return 0
+    finally:
+        connection.close()
+    counts = re.findall(r"^app_http_request_duration_seconds_count\{[^}]*\} ([\d.e+]+)$", text, re.MULTILINE)
+    return round(sum(float(count) for count in counts))
+
+
+def observability_check(requests_counted: int, spans: int, exports: int) -> str:
+    check = f"metrics on: {requests_counted} requests counted on its metrics port; "
+    check += f"tracing on: {spans} spans in {exports} exports received by the no-op collector"
+    if not requests_counted or not spans:
+        check += ": NOT ON"
+    return check
 
 
 def webhook_deliveries(app: Server, engine: Engine) -> tuple[Scenario, str]:
@@ -284,6 +354,11 @@ def ratio(numerator: float, denominator: float) -> float:
     return numerator / denominator if denominator else float("inf")
 
 
+def versus_off(variant: Scenario) -> str:
+    cpu = f"CPU/request {cpu_per_request(variant.app)} vs {cpu_per_request(variant.off)}"
+    return f"{variant.ratio_to_off or 0.0:.2f}x ({cpu})"
+
+
 def targets(scenarios: dict[str, Scenario], webhook: Scenario, cold_start: float, bare_python: float) -> list[Target]:
     token, key = scenarios["token"], scenarios["key"]
     small, large = scenarios["list_1k"], scenarios["list_100k"]
@@ -294,8 +369,22 @@ def targets(scenarios: dict[str, Scenario], webhook: Scenario, cold_start: float
     few, many = scenarios["projects_1k"], scenarios["projects_100k"]
     tenant_growth = ratio(many.app.p50_ms, few.app.p50_ms) if few.app.p50_ms else float("inf")
     refused, valid = scenarios["refusals"].app.cpu_us or float("inf"), key.app.cpu_us or 0.0
+    metered, traced = scenarios["token_metrics"], scenarios["token_tracing"]
+    metrics_cost = metered.ratio_to_off or 0.0
     return [
         Target("Clerk-token /me vs bare", ">= 0.85x", f"{token_ratio:.2f}x", token_ratio >= 0.85),
+        Target(
+            "Clerk-token /me, metrics on vs off",
+            ">= 0.95x",
+            versus_off(metered),
+            metrics_cost >= 0.95,
+        ),
+        Target(
+            "Clerk-token /me, tracing on (no-op exporter) vs off",
+            "— (quoted)",
+            versus_off(traced),
+            None,
+        ),
         Target(
             "Clerk-token /me p99 vs bare's",
             "<= 1.5x",
@@ -330,10 +419,18 @@ def run_scenarios(
         serving("bare", BARE, env, Path(scratch)) as bare,
         serving("app", APP, env, Path(scratch)) as app,
     ):
-        found = {
-            "token": compare("/me, Clerk token", app, bare, me, {"Authorization": f"Bearer {token}"}),
-            "key": compare("/me, API key", app, bare, me, {"X-API-Key": member_key}),
-        }
+        metered_env = metrics_env(env, Path(scratch))
+        with (
+            otlp_sink(LOAD_CPU) as sink,
+            serving("app-metrics", APP, metered_env, Path(scratch)) as metered,
+            serving("app-tracing", APP, {**env, "OTEL_EXPORTER_OTLP_ENDPOINT": sink.url}, Path(scratch)) as traced,
+        ):
+            variants = {"token_metrics": metered, "token_tracing": traced}
+            found = observability_costs(bare, app, variants, me, {"Authorization": f"Bearer {token}"})
+            requests_counted = scraped_requests(metered_env)
+        observed = observability_check(requests_counted, sink.spans(), len(sink.exports))
+        print(f"  {observed}")
+        found["key"] = compare("/me, API key", app, bare, me, {"X-API-Key": member_key})
         print(f"  API key / Clerk token (app): {ratio(found['key'].app.rate, found['token'].app.rate):.2f}x")
         found["refusals"] = refusals(app, me, member_key)
         found["list_1k"] = compare("list 50, 1k users", app, bare, users_page, {"X-API-Key": admin_key})
@@ -348,7 +445,7 @@ def run_scenarios(
         growth = ratio(found["projects_100k"].app.p50_ms, found["projects_1k"].app.p50_ms)
         print(f"  projects list p50 100k / 1k (app): {growth:.2f}x")
         webhook, check = webhook_deliveries(app, engine)
-    return found, webhook, check
+    return found, webhook, check, observed
 
 
 def main() -> None:
@@ -371,7 +468,9 @@ def main() -> None:
     print(f"schema reset, migrated, 1k users, 1k organizations, 1k projects in {time.perf_counter() - started:.1f} s\n")
 
     token = signing_key.mint(sub=member.clerk_id, exp=int(time.time()) + 3600)
-    scenarios, webhook, check = run_scenarios(env, engine, token, member.api_key, admin.api_key, tenant.api_key)
+    scenarios, webhook, check, observed = run_scenarios(
+        env, engine, token, member.api_key, admin.api_key, tenant.api_key
+    )
     engine.dispose()
 
     # As the api image does (`python -m compileall app`): with PYTHONDONTWRITEBYTECODE set, as on
@@ -388,8 +487,10 @@ def main() -> None:
     all_scenarios = [*scenarios.values(), webhook]
     failures = [scenario.app.failure for scenario in all_scenarios if scenario.app.failure]
     failures += [s.baseline.failure for s in all_scenarios if s.baseline is not None and s.baseline.failure]
+    failures += [observed] if observed.endswith("NOT ON") else []
     notes = [
         f"webhook check: {check}",
+        f"observability check: {observed}",
         f"{CONNECTIONS} connections; median of {ROUNDS} alternating rounds of {SECONDS} s after 1 s of warm-up; "
         f"load: {loader}",
         *(f"FAILED: {failure}" for failure in failures),
