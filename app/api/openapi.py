@@ -146,6 +146,10 @@ def openapi_config(render_plugins: list[OpenAPIRenderPlugin], path: str, **kwarg
     )
 
 
+# A request string may hold any character but NUL (PostgreSQL refuses it in text).
+NO_NUL_PATTERN = "^[^\\u0000]*$"
+
+
 class ExactSchema(GenerateJsonSchema):
     """pydantic's JSON schema, as a contract: every field a response always sends is required, a
     request field's default is told in words, components are named by class alone."""
@@ -164,6 +168,14 @@ class ExactSchema(GenerateJsonSchema):
         json_schema = super().generate_inner(schema)
         if self.mode == "validation" and schema["type"] in _FIELD_TYPES and "default" in json_schema:
             _describe_default(json_schema)
+        return json_schema
+
+    def str_schema(self, schema: core_schema.StringSchema) -> JsonSchemaValue:
+        json_schema = super().str_schema(schema)
+        if self.mode == "validation":  # input schemas refuse NUL in every string (base.schemas.reject_nul)
+            if "pattern" in json_schema:
+                json_schema["allOf"] = [{"pattern": json_schema.pop("pattern")}]
+            json_schema["pattern"] = NO_NUL_PATTERN
         return json_schema
 
     def field_title_should_be_set(self, schema: CoreSchema) -> bool:

@@ -15,7 +15,7 @@ from litestar import Litestar
 from litestar.testing import TestClient
 from pydantic import TypeAdapter, ValidationError
 
-from app.api.openapi import HTTP_METHODS, handler_function, openapi_document, summary_of
+from app.api.openapi import HTTP_METHODS, NO_NUL_PATTERN, handler_function, openapi_document, summary_of
 from app.api.openapi_file import OPENAPI_FILE, check, current_document, render
 from app.api.problems import PROBLEM_REASONS
 from app.domains.base.permissions import permissions
@@ -151,7 +151,32 @@ def test_no_request_field_has_a_default_a_typescript_client_would_have_to_send(
     user_create = document["components"]["schemas"]["UserCreate"]
     assert user_create["required"] == ["email"]
     assert user_create["properties"]["role"]["description"] == "Default: `member`."
-    assert user_create["properties"]["image_url"]["anyOf"][0]["pattern"] == "^https?://[^/\\s]+"
+    image_url = user_create["properties"]["image_url"]["anyOf"][0]
+    assert image_url["allOf"] == [{"pattern": "^https?://[^/\\s]+"}]
+    assert image_url["pattern"] == NO_NUL_PATTERN
+
+
+def test_every_request_string_states_that_nul_is_refused(document: dict[str, Any]) -> None:
+    """Every input schema refuses NUL in its strings (PostgreSQL cannot store it): a generator that
+    reads the document must not send one and expect a 2xx (schemathesis did)."""
+    strings = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            parsed = "enum" in node or "const" in node or node.get("format") in {"uuid", "date-time"}
+            if node.get("type") == "string" and not parsed:  # a value stored as text
+                strings.append(node)
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(_request_components(document))
+    assert len(strings) > 10
+    assert all(string.get("pattern") == NO_NUL_PATTERN for string in strings), strings
+    assert re.fullmatch(NO_NUL_PATTERN, "Apollo é")
+    assert not re.fullmatch(NO_NUL_PATTERN, "Apo\x00llo")
 
 
 def test_every_component_is_titled_by_its_name(document: dict[str, Any]) -> None:
