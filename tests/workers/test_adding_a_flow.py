@@ -79,7 +79,7 @@ def test_the_recipe_adds_a_flow_by_its_own_file_and_one_registry_entry(tmp_path:
     ]
 
     project = tmp_path / "project"
-    shutil.copytree(PROJECT_ROOT, project, ignore=shutil.ignore_patterns(*NOT_COPIED))
+    shutil.copytree(PROJECT_ROOT, project, ignore=shutil.ignore_patterns(*NOT_COPIED), symlinks=True)
     if (PROJECT_ROOT / ".mypy_cache").is_dir():  # a warm cache keeps `task typecheck` to seconds
         shutil.copytree(PROJECT_ROOT / ".mypy_cache", project / ".mypy_cache", dirs_exist_ok=True)
     before = snapshot(project)
