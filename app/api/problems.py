@@ -51,6 +51,8 @@ PROBLEM_REASONS: tuple[str, ...] = tuple(
             *("missing_header", "malformed_header", "timestamp"),
             # the domains' refusals (users, organizations, jobs)
             *("user_inactive", "no_active_organization", "organization_role", "organization_deleted", "not_a_member"),
+            # Idempotency-Key (app.api.idempotency): malformed, reused for another request, still running
+            *("idempotency_key_invalid", "idempotency_key_reused", "idempotency_key_in_flight"),
             # a job's result asked for too early (409): the job's status
             *(status.value for status in JobStatus if status is not JobStatus.SUCCEEDED),
         }
@@ -166,7 +168,10 @@ def _domain_error(request: Request[Any, Any, Any], exc: DomainError) -> Response
     extra = exc.extra
     if isinstance(extra.get("errors"), list):  # a DomainValidationError's fields: each a FieldError
         errors = [item for item in extra["errors"] if isinstance(item, dict)]
-        fields = [field_error(request, str(item.get("key", "")), str(item.get("message", ""))) for item in errors]
+        fields = [
+            field_error(request, str(item.get("key", "")), str(item.get("message", "")), item.get("source"))
+            for item in errors
+        ]
         extra = {**extra, "errors": fields}
     return problem(status, exc.detail, headers=headers, **extra)
 
