@@ -47,6 +47,7 @@ def test_a_dry_run_lists_what_it_would_write_and_writes_nothing(capsys: pytest.C
     assert "app/api/controllers.py: InvoiceController, at the end of `controllers`" in out
     assert "tests/factories.py: class InvoiceFactory, def invoice_references (at its end)" in out
     assert "migrations/versions/<date>_<revision>_add_invoices.py" in out
+    assert "would rewrite docs/openapi.json" in out
     assert _tree_state() == before
     assert not (PROJECT_ROOT / "app" / "domains" / "invoices").exists()
 
@@ -81,6 +82,47 @@ def test_every_file_is_python_with_no_template_leftovers(owner: str, fields: lis
     assert 'path = "/api/line-items"' in routes
     for operation in ("listLineItems", "createLineItem", "getLineItem", "updateLineItem", "deleteLineItem"):
         assert f'operation_id="{operation}"' in routes
+    assert 'operation_id="createLineItem", requires=WRITE, idempotent=True' in routes
+    assert "def test_a_create_retried_with_its_idempotency_key" in result.files["tests/api/test_line_items_api.py"]
+    schemas = result.files["app/domains/line_items/schemas.py"]
+    assert ": Annotated[str | None, NOT_NULL] = Field(default=None, min_length=1" in schemas
+    assert "reject_null" not in schemas
+
+
+def test_every_operation_and_the_tag_are_described() -> None:
+    """Redocly and Spectral (`task lint`) want a description on every operation and tag: the
+    handlers' docstrings and the routes module's."""
+    result = plan(Domain.parse("line_items", None, "user", ["title:str"]))
+    module = ast.parse(result.files["app/api/routes/line_items.py"])
+    assert (ast.get_docstring(module) or "").startswith("Line items, each of one user")
+    (controller,) = [node for node in module.body if isinstance(node, ast.ClassDef)]
+    handlers = [node for node in controller.body if isinstance(node, ast.FunctionDef)]
+    assert len(handlers) == 5
+    assert all(ast.get_docstring(handler) for handler in handlers)
+
+
+@pytest.mark.parametrize(
+    ("owner", "reference", "owners_rule"),
+    [
+        ("organization", "project_id:fk:projects", True),  # a project of the same organization
+        ("user", "project_id:fk:projects", False),  # one the caller sees: its owner plays no part
+        ("user", None, False),
+    ],
+)
+def test_reference_checks_and_tests_exist_only_where_they_have_something_to_check(
+    owner: str, reference: str | None, owners_rule: bool
+) -> None:
+    """No test over an empty list (pytest would report a skip), no unused owner argument."""
+    specs = ["title:str", *([reference] if reference else [])]
+    files = plan(Domain.parse("line_items", None, owner, specs)).files
+    service, api_tests = files["app/domains/line_items/service.py"], files["tests/api/test_line_items_api.py"]
+    service_tests = files["tests/domains/test_line_items_service.py"]
+    assert ("def _check_references" in service) == bool(reference)
+    owner_column = "organization_id" if owner == "organization" else "owner_id"
+    assert (f"def _check_references(self, values: Mapping[str, Any], {owner_column}: UUID)" in service) == owners_rule
+    assert ("def test_a_reference_to_another" in api_tests) == bool(reference)
+    assert ("def test_what_it_refers_to_is" in service_tests) == owners_rule
+    assert 'parametrize("field", [])' not in api_tests + service_tests
 
 
 @pytest.mark.parametrize(

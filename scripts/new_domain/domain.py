@@ -22,8 +22,9 @@ def render(template: str, values: dict[str, str]) -> str:
 
 
 def _docstring(text: str, indent: int = 8) -> str:
-    """A docstring's text wrapped to the line length, its later lines indented under the first."""
-    return textwrap.fill(text, width=120 - indent - 6, subsequent_indent=" " * indent)
+    """A docstring's text wrapped to 100 columns (as the kit's are), its later lines indented under
+    the first."""
+    return textwrap.fill(text, width=100 - indent - 3, subsequent_indent=" " * indent)
 
 
 def _services() -> dict[str, type]:
@@ -222,24 +223,22 @@ class Domain:
     def _schemas(self) -> dict[str, str]:
         n = self.names
         enums = [field.enum_class for field in self.fields if field.kind == "enum"]
-        base_schemas = ["InputSchema", "reject_null"] + (["AwareUTCDatetime"] if self._has("datetime") else [])
+        base_schemas = ["InputSchema", "NOT_NULL"] + (["AwareUTCDatetime"] if self._has("datetime") else [])
         imports = [
             "from datetime import datetime",
+            "from typing import Annotated",
             "from uuid import UUID",
-            "from pydantic import field_validator",
             "from sqlmodel import Field",
             f"from app.domains.base.schemas import {', '.join(sorted(base_schemas))}",
             f"from app.domains.{n.plural}.models import {', '.join(sorted([f'{n.model}Base', *enums]))}",
             *self._type_imports(schema=True),
         ]
         overrides = [line for field in self.fields if (line := field.create_override())]
-        required = [f'"{field.name}"' for field in self.fields if not field.nullable]
         return {
             "imports": "\n".join(imports),
             "create_overrides": "".join(f"    {line}\n" for line in overrides),
             "create_body": "".join(f"    {line}\n" for line in overrides) or "    pass\n",
             "update_fields": "\n".join(f"    {field.update_line()}" for field in self.fields),
-            "update_required": f"\n    _required = field_validator({', '.join(required)})(reject_null)\n",
         }
 
     def _service(self) -> dict[str, str]:
@@ -295,6 +294,8 @@ class Domain:
                     f"            if {variable}.{reference.owner_field} != {owner}:",
                     f'                raise unknown_reference("{field.name}")',
                 ]
+        # With no reference that must share the row's owner, the owner plays no part in the checks.
+        owned = any(field.reference and field.reference.same_owner for field in self.references)
         row_references = ", ".join(f'"{field.name}": row.{field.name}' for field in self.references)
         whose = "of the request's tenant" if organization else "of its owner"
         moved = (
@@ -307,21 +308,36 @@ class Domain:
             if organization
             else ""
         )
+        if owned:
+            check_changes = (
+                f'        if "{owner}" in changes:  # {moved}\n'
+                f"            changes = {{{row_references}, **changes}}\n"
+                f'        self._check_references(changes, changes.get("{owner}", row.{owner}))\n'
+            )
+            against = f", against the {owner_type} it will have"
+            signature = f"values: Mapping[str, Any], {owner}: UUID"
+            rule = f"one the actor sees, and one {whose} where such rows have an owner"
+        else:
+            check_changes = "        self._check_references(changes)\n"
+            against = ""
+            signature = "values: Mapping[str, Any]"
+            rule = "one the actor sees"
+        changes_doc = _docstring(
+            f"Every update path passes here: what the {n.singular_title} refers to is checked as on creation{against}."
+        )
+        references_doc = _docstring(
+            f"Each row the {n.singular_title} refers to must be {rule}: any other id is refused as if it did not exist."
+        )
         apply_changes = f'''
     def apply_changes(self, row: {n.model}, data: Mapping[str, Any] | BaseModel | {n.model}) -> {n.model}:
-        """Every update path passes here: what the {n.singular_title} refers to is checked as on
-        creation, against the {owner_type} it will have."""
+        """{changes_doc}"""
         changes = self._as_dict(data)
-{write_check}        if "{owner}" in changes:  # {moved}
-            changes = {{{row_references}, **changes}}
-        self._check_references(changes, changes.get("{owner}", row.{owner}))
-        return super().apply_changes(row, changes)
+{write_check}{check_changes}        return super().apply_changes(row, changes)
 '''
         checks_text = "\n".join(checks)
         references = f'''
-    def _check_references(self, values: Mapping[str, Any], {owner}: UUID) -> None:
-        """Each row the {n.singular_title} refers to must be one the actor sees, and one {whose}
-        where such rows have an owner: any other id is refused as if it did not exist."""
+    def _check_references(self, {signature}) -> None:
+        """{references_doc}"""
 {checks_text}
 
     def _referenced[M: TableBase](self, service_type: type[Service[M]], row_id: Any, key: str) -> M:
@@ -336,7 +352,10 @@ def unknown_reference(key: str) -> DomainValidationError:
         f"{{key}} names no row this {n.singular_title} may refer to",
         [{{"key": key, "message": "not found among the rows its {owner_type} may refer to"}}],
     )'''
-        argument = "data, organization_id" if organization else 'values, values["owner_id"]'
+        if owned:
+            argument = "data, organization_id" if organization else 'values, values["owner_id"]'
+        else:
+            argument = "data" if organization else "values"
         return {
             "check_on_create": f"        self._check_references({argument})\n",
             "apply_changes": apply_changes,
@@ -344,31 +363,45 @@ def unknown_reference(key: str) -> DomainValidationError:
         }
 
     def _routes(self) -> dict[str, str]:
-        return {name: _docstring(text) for name, text in self._route_docs().items()}
+        """The handlers' docstrings (the operations' descriptions) and the module's (its tag's)."""
+        docs = self._route_docs()
+        summary = _docstring(docs.pop("routes_summary"), indent=0)
+        return {name: _docstring(text) for name, text in docs.items()} | {
+            "routes_summary": summary,
+            "update_errors": ", errors=(422,)" if self.references else "",  # a reference refused
+        }
 
     def _route_docs(self) -> dict[str, str]:
-        title = self.names.title
-        refers = " Each row it refers to must be one of the same organization (else 422)." if self.references else ""
+        title, one = self.names.title, self.values()["a_model_title"]
+        owned = any(field.reference and field.reference.same_owner for field in self.references)
+        refers = " Each row it refers to must be one the caller may see (else 422)." if self.references else ""
         if self.owned_by == "organization":
+            refers = " Each row it refers to must be one of the same organization (else 422)." if owned else refers
             return {
-                "routes_summary": "the request's active organization's; members read, its admins write (app "
-                "admins: all).",
+                "routes_summary": f"{title.capitalize()} of the request's active organization: members read, its "
+                "admins write (app admins: all).",
                 "list_doc": f"The active organization's {title} (none without one; app admins: every organization's).",
                 "create_doc": "In the active organization, by one of its admins (app admins may name "
                 f"`organization_id`).{refers}",
-                "get_doc": "One of the active organization's (another organization's: 404).",
-                "update_doc": "Change the fields the body names, by an admin of its organization (another "
-                "organization's: 404).",
-                "delete_doc": "By an admin of its organization (another organization's: 404).",
+                "get_doc": f"One {self.names.singular_title} of the active organization (another organization's is "
+                "a 404).",
+                "update_doc": f"Change {one}: only the fields sent change. The organization's admins (app admins: "
+                f"any).{refers}",
+                "delete_doc": f"Delete {one} for good. The organization's admins (app admins: any).",
             }
-        refers = refers.replace("of the same organization", "the caller may see, and its own where rows have an owner")
+        if owned:
+            refers = (
+                " Each row it refers to must be one the caller may see and, where rows belong to a user, the "
+                "caller's (else 422)."
+            )
         return {
-            "routes_summary": "members their own, app admins every one.",
-            "list_doc": f"The caller's {title} (app admins: everyone's).",
-            "create_doc": f"Owned by the caller.{refers}",
-            "get_doc": "One of the caller's (someone else's: 404).",
-            "update_doc": "Change the fields the body names (someone else's: 404).",
-            "delete_doc": "One of the caller's (someone else's: 404).",
+            "routes_summary": f"{title.capitalize()}, each of one user: members see and change their own, app admins "
+            "every one.",
+            "list_doc": f"Your {title} (app admins: everyone's).",
+            "create_doc": f"Create {one}: it is yours.{refers}",
+            "get_doc": f"One of your {title} (app admins: any); someone else's is a 404.",
+            "update_doc": f"Change {one}: only the fields sent change; someone else's is a 404.{refers}",
+            "delete_doc": f"Delete {one} for good; someone else's is a 404.",
         }
 
     # -- tests -------------------------------------------------------------------------------------
@@ -396,13 +429,18 @@ def unknown_reference(key: str) -> DomainValidationError:
             f"from tests.factories import {n.model}Factory, {n.singular}_references",
         ]
 
-    def _reference_lists(self) -> dict[str, str]:
-        return {
-            "reference_names": repr([field.name for field in self.references]).replace("'", '"'),
-            "tenant_reference_names": repr(
-                [field.name for field in self.references if field.reference and field.reference.same_owner]
-            ).replace("'", '"'),
+    def _reference_tests(self, kind: str) -> dict[str, str]:
+        """The lists of reference fields, and the test of what a row may refer to: none (rather than
+        a test pytest would skip) when the list it runs over is empty."""
+        names = [field.name for field in self.references]
+        owned = [field.name for field in self.references if field.reference and field.reference.same_owner]
+        lists = {
+            "reference_names": repr(names).replace("'", '"'),
+            "tenant_reference_names": repr(owned).replace("'", '"'),
         }
+        over = names if kind == "api" else owned
+        test = render(f"test_{kind}_{self.owned_by}_references.py.tmpl", self.values() | lists) if over else ""
+        return lists | {"reference_tests": f"\n\n\n{test.rstrip()}" if test else ""}
 
     def _api_tests(self) -> dict[str, str]:
         parse = {field.name: "Decimal" for field in self.fields if field.kind == "decimal"} | {
@@ -429,7 +467,7 @@ def unknown_reference(key: str) -> DomainValidationError:
             "sortable": "[" + self.values()["sortable"] + "]",
             "invalid_creates": self._invalid(create=True),
             "invalid_changes": self._invalid(create=False),
-            **self._reference_lists(),
+            **self._reference_tests("api"),
         }
 
     def _invalid(self, create: bool) -> str:
@@ -459,7 +497,11 @@ def unknown_reference(key: str) -> DomainValidationError:
         else:
             imports.append("from app.domains.base.actors import Role")
         imports.append(f"from app.domains.base.exceptions import {', '.join(exceptions)}")
-        return {"imports": "\n".join(imports), "row": self._literal(self._rows()[0]), **self._reference_lists()}
+        return {
+            "imports": "\n".join(imports),
+            "row": self._literal(self._rows()[0]),
+            **self._reference_tests("service"),
+        }
 
     # -- edits of existing files -------------------------------------------------------------------
 

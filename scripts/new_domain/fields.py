@@ -119,9 +119,11 @@ class Field:
         if self.kind == "datetime":
             return f"{self.name}: AwareUTCDatetime = None"
         annotation = "str" if self.kind == "text" else self.annotation()
+        # Optional only because a PATCH may leave it out: `null` is refused (and not documented).
+        annotation = f"{annotation} | None" if self.nullable else f"Annotated[{annotation} | None, NOT_NULL]"
         if arguments is None:
-            return f"{self.name}: {annotation} | None = None"
-        return f"{self.name}: {annotation} | None = Field({arguments})"
+            return f"{self.name}: {annotation} = None"
+        return f"{self.name}: {annotation} = Field({arguments})"
 
     def enum_declaration(self, class_name: str) -> str:
         members = "\n".join(f'    {value.upper()} = "{value}"' for value in self.values)

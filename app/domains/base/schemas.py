@@ -39,10 +39,14 @@ class NotNull:
 
     def __get_pydantic_json_schema__(self, schema: CoreSchema, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
         json_schema = handler(schema)
-        branches = [branch for branch in json_schema.get("anyOf", []) if branch != {"type": "null"}]
+        if "anyOf" not in json_schema:
+            return json_schema
+        branches = [branch for branch in json_schema["anyOf"] if branch != {"type": "null"}]
         if len(branches) == 1:
             del json_schema["anyOf"]
             json_schema.update(branches[0])
+        else:  # a type of several branches itself (a Decimal: a number or a string)
+            json_schema["anyOf"] = branches
         return json_schema
 
 
