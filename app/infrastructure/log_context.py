@@ -21,6 +21,9 @@ from typing import Any
 # The fields a record may carry from its context, in the order the readable format shows them.
 CONTEXT_FIELDS = ("request_id", "job_id", "flow_run_id")
 
+# Loggers that set the sources' fields on their records themselves (`extra=`): sources skip them.
+FOREIGN_LOGGERS = ("prefect",)
+
 _fields: ContextVar[Mapping[str, str] | None] = ContextVar("log_fields", default=None)
 # Other places fields come from, asked for each record (the worker: Prefect's flow-run context).
 type FieldSource = Callable[[], Mapping[str, str] | None]
@@ -62,9 +65,12 @@ def install_record_factory(source: FieldSource | None = None) -> None:
 
     def record_with_fields(*args: Any, **kwargs: Any) -> logging.LogRecord:
         record = base(*args, **kwargs)
-        for more in _sources:
-            if found := more():
-                record.__dict__.update(found)
+        # Prefect's own loggers pass the run's ids as `extra=` themselves, which logging refuses to
+        # set over an attribute the record already has (KeyError: the flow run crashed).
+        if not record.name.startswith(FOREIGN_LOGGERS):
+            for more in _sources:
+                if found := more():
+                    record.__dict__.update(found)
         if fields := _fields.get():
             record.__dict__.update(fields)
         return record

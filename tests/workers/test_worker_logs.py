@@ -6,7 +6,7 @@ import logging
 from uuid import UUID
 
 import pytest
-from prefect import flow, task
+from prefect import flow, get_run_logger, task
 from prefect.runtime import flow_run
 
 from app.infrastructure.log_context import install_record_factory
@@ -25,6 +25,7 @@ def step() -> None:
 @flow(name="log-probe")
 def probe() -> str:
     logger.info("in the flow")
+    get_run_logger().warning("Prefect's run logger")  # passes flow_run_id itself (`extra=`): no clash
     step.submit().result()
     return str(flow_run.id)
 
