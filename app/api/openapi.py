@@ -148,6 +148,8 @@ def openapi_config(render_plugins: list[OpenAPIRenderPlugin], path: str, **kwarg
 
 # A request string may hold any character but NUL (PostgreSQL refuses it in text).
 NO_NUL_PATTERN = "^[^\\u0000]*$"
+# A decimal sent as a string: "12.50", "-3", "1e3" (pydantic reads these; never NaN or infinity).
+DECIMAL_PATTERN = r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$"
 
 
 class ExactSchema(GenerateJsonSchema):
@@ -173,9 +175,16 @@ class ExactSchema(GenerateJsonSchema):
     def str_schema(self, schema: core_schema.StringSchema) -> JsonSchemaValue:
         json_schema = super().str_schema(schema)
         if self.mode == "validation":  # input schemas refuse NUL in every string (base.schemas.reject_nul)
-            if "pattern" in json_schema:
-                json_schema["allOf"] = [{"pattern": json_schema.pop("pattern")}]
-            json_schema["pattern"] = NO_NUL_PATTERN
+            _refuse_nul(json_schema)
+        return json_schema
+
+    def decimal_schema(self, schema: core_schema.DecimalSchema) -> JsonSchemaValue:
+        json_schema = super().decimal_schema(schema)  # a number, or a string holding one
+        if self.mode == "validation":
+            for branch in json_schema.get("anyOf", []):
+                if branch.get("type") == "string":
+                    branch.setdefault("pattern", DECIMAL_PATTERN)
+                    _refuse_nul(branch)
         return json_schema
 
     def field_title_should_be_set(self, schema: CoreSchema) -> bool:
@@ -184,6 +193,13 @@ class ExactSchema(GenerateJsonSchema):
     def normalize_name(self, name: str) -> str:
         generic = re.fullmatch(r"(\w+)\[(\w+)\]", name)  # Page[UserPublic] -> UserPublicPage
         return f"{generic[2]}{generic[1]}" if generic else super().normalize_name(name)
+
+
+def _refuse_nul(json_schema: JsonSchemaValue) -> None:
+    """NUL's refusal as the string's pattern; a pattern of its own moves into `allOf`."""
+    if "pattern" in json_schema:
+        json_schema["allOf"] = [{"pattern": json_schema.pop("pattern")}]
+    json_schema["pattern"] = NO_NUL_PATTERN
 
 
 def _describe_default(field_schema: JsonSchemaValue) -> None:

@@ -17,7 +17,15 @@ from litestar.testing import TestClient
 from pydantic import TypeAdapter, ValidationError
 from sqlmodel import Field
 
-from app.api.openapi import HTTP_METHODS, NO_NUL_PATTERN, ExactSchema, handler_function, openapi_document, summary_of
+from app.api.openapi import (
+    DECIMAL_PATTERN,
+    HTTP_METHODS,
+    NO_NUL_PATTERN,
+    ExactSchema,
+    handler_function,
+    openapi_document,
+    summary_of,
+)
 from app.api.openapi_file import OPENAPI_FILE, check, current_document, render
 from app.api.problems import PROBLEM_REASONS
 from app.domains.base.permissions import permissions
@@ -379,6 +387,8 @@ def test_not_null_drops_the_null_branch_of_a_type_that_has_several() -> None:
     domain's decimal fields; the kit's own NOT_NULL fields have one branch)."""
     schema = TypeAdapter(AmountChange).json_schema(schema_generator=ExactSchema)["properties"]["amount"]
     assert [branch["type"] for branch in schema["anyOf"]] == ["number", "string"]
+    as_string = schema["anyOf"][1]  # a decimal's digits, and NUL refused like every request string
+    assert (as_string["allOf"], as_string["pattern"]) == ([{"pattern": DECIMAL_PATTERN}], NO_NUL_PATTERN)
     assert "default" not in schema
     with pytest.raises(ValidationError, match="cannot be null"):
         AmountChange.model_validate({"amount": None})
